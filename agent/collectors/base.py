@@ -1,0 +1,62 @@
+"""The one collector interface: sensor drivers, client counters and health probes.
+
+A collector's `gather` adds metrics and source statuses to an Accumulator. It must not
+block for long: streaming sources (serial ports, packet capture) read in their own
+thread from `start()` and hand over their latest values in `gather`. A collector that
+raises becomes `unavailable` with the exception as its reason; the loop goes on.
+"""
+
+from typing import Dict, List, Optional, Protocol, runtime_checkable
+
+from simpul_wire.models import SourceState, SourceStatus
+
+
+class Accumulator:
+    """Collects one sample of one stream: metrics (name -> number) and source statuses."""
+
+    def __init__(self) -> None:
+        self.metrics: Dict[str, float] = {}
+        self.sources: Dict[str, SourceStatus] = {}
+
+    def add(self, name: str, value: float) -> None:
+        self.metrics[name] = float(value)
+
+    def status(self, source: str, state: SourceState, reason: Optional[str] = None) -> None:
+        self.sources[source] = SourceStatus(state=state, reason=reason)
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """What every collector offers. `stream` says where its sample goes."""
+
+    name: str
+    stream: str
+
+    def start(self) -> None:
+        """Open ports or threads; called once before the first gather."""
+
+    def gather(self, acc: Accumulator) -> None:
+        """Add this tick's metrics and statuses; raise CollectorError if unreadable."""
+
+    def close(self) -> None:
+        """Release ports and threads."""
+
+
+class PollingCollector:
+    """Base for collectors with nothing to start or stop."""
+
+    name = "collector"
+    stream = "telemetry"
+
+    def start(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def gather(self, acc: Accumulator) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def names(collectors: List[Collector]) -> List[str]:
+    return [c.name for c in collectors]

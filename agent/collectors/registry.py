@@ -1,0 +1,28 @@
+"""Explicit registration of collector types: config model and factory per `type`.
+
+Never found by scanning folders. Collector modules import heavy libraries (scapy,
+pymodbus) lazily, inside start(), so that this registry stays cheap to import.
+"""
+
+from typing import Annotated, Any, Callable, Dict, Union
+
+from pydantic import Field
+
+from agent.collectors.base import Collector
+from agent.collectors.health import HealthCollector, HealthConfig
+from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
+
+CollectorConfig = Annotated[
+    Union[HealthConfig, SyntheticConfig],
+    Field(discriminator="type"),
+]
+
+FACTORIES: Dict[str, Callable[[Any], Collector]] = {
+    "health": HealthCollector,
+    "synthetic": SyntheticCollector,
+}
+
+
+def build(config: Any) -> Collector:
+    """Create the collector for one validated config section."""
+    return FACTORIES[config.type](config)

@@ -1,0 +1,1 @@
+"""Subcommands of `simpul-agent`, one module each, registered explicitly in agent.cli."""

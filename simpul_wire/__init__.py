@@ -1,0 +1,46 @@
+"""The one wire contract shared by agent, fleet_api and simulator.
+
+Importing it needs pydantic only, so a box never pulls in the fleet side.
+"""
+
+from simpul_wire.models import (
+    SCHEMA_VERSION,
+    Claim,
+    Command,
+    CommandResult,
+    DesiredConfig,
+    HealthBatch,
+    Record,
+    ReportedConfig,
+    SourceStatus,
+    StatePayload,
+    TelemetryBatch,
+    WireError,
+    decode,
+    encode,
+    utcnow,
+)
+from simpul_wire.topics import LEAVES, TopicError, parse_topic, topic, valid_device_id
+
+__all__ = [
+    "LEAVES",
+    "SCHEMA_VERSION",
+    "Claim",
+    "Command",
+    "CommandResult",
+    "DesiredConfig",
+    "HealthBatch",
+    "Record",
+    "ReportedConfig",
+    "SourceStatus",
+    "StatePayload",
+    "TelemetryBatch",
+    "TopicError",
+    "WireError",
+    "decode",
+    "encode",
+    "parse_topic",
+    "topic",
+    "utcnow",
+    "valid_device_id",
+]
