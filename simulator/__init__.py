@@ -1,0 +1,1 @@
+"""Simpul simulator: the other end of every wire, so CI needs no hardware."""

@@ -1,0 +1,33 @@
+"""`simpul-sim`: simulated fleets, sensors, hotspots and boards.
+
+Each subcommand lives in simulator/commands/<name>.py with `register(subparsers)`.
+"""
+
+import argparse
+import importlib
+import sys
+from typing import Callable, List, Optional
+
+COMMAND_MODULES: List[str] = ["fleet"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simpul-sim", description="Simpul simulators")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"simulator.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `simpul-sim`, one module each, registered explicitly in simulator.cli."""
