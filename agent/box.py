@@ -18,7 +18,7 @@ from agent.errors import CollectorError, OutboxError
 from agent.link import Link, LinkSettings
 from agent.outbox import Outbox, StoredRecord
 from agent.reactor import Reactor, Timer
-from simpul_wire.models import Record, TelemetryBatch, encode
+from simpul_wire.models import Ack, Record, TelemetryBatch, WireError, decode, encode
 from simpul_wire.topics import subscription, topic
 
 log = logging.getLogger("simpul.box")
@@ -38,6 +38,7 @@ class Box:
         self.outbox = outbox or Outbox(
             f"{config.device.data_dir}/outbox.sqlite",
             max_bytes=config.outbox.max_bytes, max_age_s=config.outbox.max_age_s, clock=clock,
+            resend_after_s=config.outbox.resend_after_s,
         )
         self.collectors = collectors if collectors is not None else [
             build(c) for c in config.collectors
@@ -59,8 +60,10 @@ class Box:
         self.link = Link(reactor, settings, on_message=self._on_message,
                          on_online=self._on_online,
                          subscriptions=(subscription("config/desired", self.device_id),
-                                        subscription("cmd", self.device_id)))
+                                        subscription("cmd", self.device_id),
+                                        subscription("ack", self.device_id)))
         self.message_handlers: List[Callable[[str, bytes], None]] = []
+        self._ack_topic = topic(self.device_id, "ack")
 
     # -- life -------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,7 +136,9 @@ class Box:
         acc.add("outbox_bytes", self.outbox.bytes)
         oldest = self.outbox.oldest_age_s()
         acc.add("outbox_oldest_age_s", oldest or 0.0)
+        acc.add("outbox_unconfirmed", self.outbox.unconfirmed())
         acc.add("outbox_dropped", self.outbox.counter("dropped"))
+        acc.add("outbox_rejected_by_fleet", self.outbox.counter("rejected_by_fleet"))
         acc.add("outbox_write_errors", self.outbox.counter("write_errors"))
         acc.add("link_reconnects", self.link.reconnects)
         acc.add("publish_refused", self.publish_refused)
@@ -144,6 +149,7 @@ class Box:
     # -- sending ----------------------------------------------------------------------
     def _on_online(self, online: bool) -> None:
         if online:
+            self.outbox.resend_unconfirmed()
             self.pump()
 
     def pump(self) -> None:
@@ -174,7 +180,7 @@ class Box:
         def acked(ok: bool) -> None:
             self._in_flight.pop(key, None)
             if ok:
-                self.outbox.ack(ids)
+                self.outbox.mark_sent(ids)
                 self.pump()
             else:
                 # Kept in the outbox. A refusal (ACL, quota) will not clear by itself
@@ -190,5 +196,21 @@ class Box:
 
     # -- control messages -------------------------------------------------------------
     def _on_message(self, name: str, payload: bytes) -> None:
+        if name == self._ack_topic:
+            self._on_ack(payload)
+            return
         for handler in self.message_handlers:
             handler(name, payload)
+
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = decode(Ack, payload)
+        except WireError as exc:
+            log.warning("ignoring a malformed ack: %s", exc)
+            return
+        removed = self.outbox.confirm(ack.stream, ack.epoch, ack.ranges)
+        if ack.rejected:
+            # Sending it again cannot help; it is gone, and counted.
+            self.outbox.bump("rejected_by_fleet", removed)
+            log.error("the fleet refused %d %s records: %s", removed, ack.stream, ack.rejected)
+        self.pump()

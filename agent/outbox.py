@@ -9,6 +9,11 @@ Durability: WAL journal with synchronous=FULL. Every commit fsyncs the WAL befor
 returns, so a record the agent has accepted survives kill -9 and a power cut; a torn
 write at power loss is rolled back by SQLite's WAL checksums, never half-applied.
 
+Confirmation: a record leaves the outbox only when the fleet says it is stored (an `ack`
+message after the ingest's commit), not merely when the broker has it: Mosquitto loses
+what it accepted for a shared subscription across a restart. Sent records wait for that
+confirmation and are sent again after a timeout; the fleet's unique key absorbs repeats.
+
 Budget: when the file holds more than max_bytes, or records older than max_age_s, the
 oldest records are dropped and replaced by one gap record (same stream, the first
 dropped seq, `gap.to_seq` the last), so the fleet sees exactly what was lost.
@@ -20,13 +25,17 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from agent.errors import OutboxError
 
 # Lower sends first: health and alerts go before bulk telemetry.
 PRIORITY = {"health": 0, "telemetry": 5}
 DEFAULT_PRIORITY = 5
+# A sent record the fleet has not confirmed is sent again after this long, doubling per
+# try up to RESEND_MAX_S, so a long fleet outage does not flood the broker's queues.
+RESEND_AFTER_S = 30.0
+RESEND_MAX_S = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,6 +48,8 @@ CREATE TABLE IF NOT EXISTS records (
     created REAL NOT NULL,
     body TEXT NOT NULL,
     is_gap INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    sends INTEGER NOT NULL DEFAULT 0,
     UNIQUE (stream, seq)
 );
 CREATE INDEX IF NOT EXISTS records_send ON records (priority, id);
@@ -58,8 +69,10 @@ class Outbox:
     """One SQLite file per box. Not thread-safe: the agent's loop owns it."""
 
     def __init__(self, path: str, max_bytes: int = 64 << 20, max_age_s: float = 7 * 86400,
-                 clock=time.time) -> None:  # type: ignore[no-untyped-def]
+                 clock: Callable[[], float] = time.time,
+                 resend_after_s: float = RESEND_AFTER_S) -> None:
         self.path = path
+        self.resend_after_s = resend_after_s
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self._clock = clock
@@ -125,25 +138,51 @@ class Outbox:
 
     # -- reading and acknowledging --------------------------------------------------------
     def pending(self, limit: int, exclude: Sequence[int] = ()) -> List[StoredRecord]:
-        """The next records to send: by priority, then oldest first."""
+        """The next records to send, by priority then oldest: never sent, or sent and not
+        confirmed by the fleet within a resend timeout that doubles with each try."""
         skip = set(exclude)
         rows = self._db.execute(
-            "SELECT id, stream, seq, body FROM records ORDER BY priority, id LIMIT ?",
-            (limit + len(skip),),
+            "SELECT id, stream, seq, body FROM records WHERE sent_at IS NULL "
+            "OR sent_at + min(?, ? * (1 << min(sends - 1, 10))) <= ? "
+            "ORDER BY priority, id LIMIT ?",
+            (RESEND_MAX_S, self.resend_after_s, self._clock(), limit + len(skip)),
         ).fetchall()
         out = [StoredRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows if r[0] not in skip]
         return out[:limit]
 
-    def ack(self, ids: Sequence[int]) -> None:
-        """The broker has the records: forget them."""
+    def mark_sent(self, ids: Sequence[int]) -> None:
+        """The broker has them (PUBACK); they stay until the fleet confirms storage."""
         if not ids:
             return
         marks = ",".join("?" * len(ids))
-        freed = self._db.execute(
-            f"SELECT COALESCE(SUM(LENGTH(body)), 0) FROM records WHERE id IN ({marks})", list(ids)
-        ).fetchone()[0]
-        self._db.execute(f"DELETE FROM records WHERE id IN ({marks})", list(ids))
-        self._bytes -= int(freed)
+        self._db.execute(
+            f"UPDATE records SET sent_at=?, sends=sends+1 WHERE id IN ({marks})",
+            [self._clock(), *ids],
+        )
+
+    def confirm(self, stream: str, epoch: str, ranges: Sequence[Tuple[int, int]]) -> int:
+        """The fleet stored these seqs: forget them. Returns how many were removed."""
+        if epoch != self.epoch:
+            return 0  # an old card's numbers; nothing of ours
+        removed = 0
+        for first, last in ranges:
+            freed = self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(body)), 0), COUNT(*) FROM records "
+                "WHERE stream=? AND seq BETWEEN ? AND ?", (stream, first, last)).fetchone()
+            self._db.execute("DELETE FROM records WHERE stream=? AND seq BETWEEN ? AND ?",
+                             (stream, first, last))
+            self._bytes -= int(freed[0])
+            removed += int(freed[1])
+        return removed
+
+    def resend_unconfirmed(self) -> None:
+        """After a reconnect: what the broker had but the fleet never confirmed may have
+        died with the broker, so it is due again at once."""
+        self._db.execute("UPDATE records SET sent_at=NULL WHERE sent_at IS NOT NULL")
+
+    def unconfirmed(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM records WHERE sent_at IS NOT NULL")
+        return int(row.fetchone()[0])
 
     # -- budget -----------------------------------------------------------------------
     def enforce_budget(self) -> int:

@@ -26,13 +26,16 @@ from fleet_api.db import devices, utcnow, workers
 from fleet_api.store import Batch, known_devices, record_row, write_batch
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
+    Ack,
     ReportedConfig,
     StatePayload,
     TelemetryBatch,
     WireError,
     decode,
+    encode,
+    seq_ranges,
 )
-from simpul_wire.topics import TopicError, parse_topic
+from simpul_wire.topics import TopicError, parse_topic, topic
 
 log = logging.getLogger("simpul.ingest")
 
@@ -154,8 +157,16 @@ class Ingest:
         for message in messages:
             if message.qos > 0:
                 self.client.ack(message.mid, message.qos)
+        self._confirm(batch)
         self._buffer = []
         return True
+
+    def _confirm(self, batch: Batch) -> None:
+        """Tell each box what is stored, so its outbox may forget it. QoS 0: a lost
+        confirmation only means the box sends those records again."""
+        for device_id, stream, epoch, seqs in batch.acks:
+            ack = Ack(device_id=device_id, stream=stream, epoch=epoch, ranges=seq_ranges(seqs))
+            self.client.publish(topic(device_id, "ack"), encode(ack), qos=0)
 
     def _drop_unknown(self, batch: Batch, known: set) -> None:  # type: ignore[type-arg]
         for device_id in list(batch.seen):
@@ -165,6 +176,7 @@ class Ingest:
                 batch.rejected.append(self._reject_row(None, f"simpul/v1/{device_id}",
                                                        "device is not registered"))
         batch.rows = [r for r in batch.rows if r["device_id"] in known]
+        batch.acks = [a for a in batch.acks if a[0] in known]
 
     def _reject_row(self, device_id: Optional[str], topic: str, reason: str) -> dict:  # type: ignore[type-arg]
         metrics.PAYLOADS_REJECTED.inc()
@@ -209,6 +221,8 @@ class Ingest:
             for record in payload.records:
                 batch.rows.append(record_row(device_id, payload.stream, payload.epoch,
                                              record, now))
+            batch.acks.append((device_id, payload.stream, payload.epoch,
+                               [r.seq for r in payload.records]))
             batch.seen[device_id] = "online"
         elif leaf == "state":
             if payload.state == "offline":

@@ -3,7 +3,7 @@ reported config and rejects, each batch in one transaction."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,6 +22,8 @@ class Batch:
     seen: Dict[str, str] = field(default_factory=dict)  # device_id -> new state
     reported: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     rejected: List[Dict[str, Any]] = field(default_factory=list)
+    # (device_id, stream, epoch, seqs) to confirm to each box once committed.
+    acks: List[Tuple[str, str, str, List[int]]] = field(default_factory=list)
 
 
 def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
