@@ -109,7 +109,7 @@ class Box:
         return datetime.fromtimestamp(self.clock(), tz=timezone.utc).isoformat()
 
     def _store(self, stream: str, acc: Accumulator) -> None:
-        body = {
+        body: Dict[str, object] = {
             "ts": self._timestamp(),
             "metrics": acc.metrics,
             "sources": {k: v.model_dump(exclude_none=True) for k, v in acc.sources.items()},

@@ -9,7 +9,6 @@ import heapq
 import itertools
 import logging
 import selectors
-import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -75,25 +74,25 @@ class Reactor:
     def detach(self, client: mqtt.Client) -> None:
         self._clients.pop(id(client), None)
 
-    def _on_open(self, client: mqtt.Client, _ud: Any, sock: socket.socket) -> None:
+    def _on_open(self, client: mqtt.Client, _ud: Any, sock: Any) -> None:
         try:
             self._sel.register(sock, selectors.EVENT_READ, client)
         except (KeyError, ValueError):
             self._sel.modify(sock, selectors.EVENT_READ, client)
 
-    def _on_close(self, client: mqtt.Client, _ud: Any, sock: socket.socket) -> None:
+    def _on_close(self, client: mqtt.Client, _ud: Any, sock: Any) -> None:
         try:
             self._sel.unregister(sock)
         except (KeyError, ValueError):
             pass
 
-    def _on_register_write(self, client: mqtt.Client, _ud: Any, sock: socket.socket) -> None:
+    def _on_register_write(self, client: mqtt.Client, _ud: Any, sock: Any) -> None:
         try:
             self._sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
         except (KeyError, ValueError):
             pass
 
-    def _on_unregister_write(self, client: mqtt.Client, _ud: Any, sock: socket.socket) -> None:
+    def _on_unregister_write(self, client: mqtt.Client, _ud: Any, sock: Any) -> None:
         try:
             self._sel.modify(sock, selectors.EVENT_READ, client)
         except (KeyError, ValueError):
