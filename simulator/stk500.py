@@ -12,8 +12,8 @@ Faults on demand (`faults`):
     no-sync          never answer anything
     corrupt-reply    from the first PROG_PAGE on, every answer starts with a noise byte
     corrupt-once     only the first PROG_PAGE's answer starts with a noise byte
-    verify-mismatch  a stuck bit: bit 0 of the first byte of the second page written
-                     always reads back as 0
+    verify-mismatch  a bad flash cell: bit 0 of the first byte of the second page written
+                     reads back flipped
 """
 
 import os
@@ -127,7 +127,7 @@ class Bootloader:
         page[self.address - start : self.address - start + len(data)] = data
         self.pages_written += 1
         if self.fault == "verify-mismatch" and self.pages_written == 2:
-            page[self.address - start] &= 0xFE
+            page[self.address - start] ^= 0x01
         if start + self.page_size <= self.flash_size:
             self.flash[start : start + self.page_size] = page
 
