@@ -26,6 +26,13 @@ class SerialLike(Protocol):
     def reset_input_buffer(self) -> None: ...
 
 
+_EXPLAIN = {
+    stk500.NOSYNC: "the bootloader lost the request's framing",
+    stk500.BAD_START: "noise on the line, or the wrong baud",
+    stk500.BAD_END: "the bootloader refused the request",
+}
+
+
 class NoReply(ProtocolError):
     """Nothing (or too little) came back before the reply timeout."""
 
@@ -57,8 +64,8 @@ class Stk500Client:
                 if result.frame is not None:
                     return result.frame
                 raise ProtocolError(
-                    f"{req.name}: bad reply {buf[:8].hex(' ')} ({result.error}); "
-                    f"first byte {stk500.describe(buf[0])}"
+                    f"{req.name} was answered {buf[:8].hex(' ')}, not 14 .. 10 "
+                    f"({_EXPLAIN.get(result.error or '', result.error)})"
                 )
             if self.clock() >= deadline:
                 got = f"only {buf.hex(' ')}" if buf else "nothing"

@@ -172,7 +172,10 @@ int main(int argc, char *argv[])
 	/* Not the UART's own stdout dump: the bytes go to the pty. */
 	uint32_t flags = 0;
 	avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
-	flags &= ~AVR_UART_FLAG_STDIO;
+	/* POLL_SLEEP would usleep() on every poll of an idle UART, which stretches
+	 * Optiboot's one-second window to minutes; the main loop paces to the wall clock
+	 * instead, so timeouts in the firmware last what they would on a real board. */
+	flags &= ~(AVR_UART_FLAG_STDIO | AVR_UART_FLAG_POLL_SLEEP);
 	avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
 	uart_input = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
 	avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
@@ -191,6 +194,8 @@ int main(int argc, char *argv[])
 	external_reset("power-on");
 
 	double last_host = -1e9, hold_until = 0;
+	double epoch = now_s();           /* wall time at simulated cycle `epoch_cycle` */
+	avr_cycle_count_t epoch_cycle = avr->cycle;
 	unsigned long ticks = 0;
 	int holding = 0;
 	while (!stop_flag) {
@@ -220,6 +225,18 @@ int main(int argc, char *argv[])
 				}
 				holding = 0;
 				external_reset("auto-reset: the host opened the port");
+			}
+			/* Real-time pacing: never run ahead of the wall clock by more than 2 ms. */
+			if (avr->cycle < epoch_cycle) {          /* a reset restarted the count */
+				epoch = t;
+				epoch_cycle = avr->cycle;
+			}
+			double ahead = (double)(avr->cycle - epoch_cycle) / avr->frequency - (t - epoch);
+			if (ahead > 0.002)
+				usleep((useconds_t)(ahead * 1e6));
+			else if (ahead < -0.5) {                 /* too slow to keep up: don't catch up */
+				epoch = t;
+				epoch_cycle = avr->cycle;
 			}
 		}
 		if (button_flag) {

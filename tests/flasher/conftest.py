@@ -39,10 +39,17 @@ def avr_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def simboard(avr_build: Path, tmp_path: Path) -> Iterator[Proc]:
-    """An Arduino Uno in simavr running Debian's Optiboot, its UART on a pty."""
-    proc = Proc([str(avr_build / "simboard"), str(OPTIBOOT)], tmp_path / "simboard.log")
-    yield proc
-    proc.stop()
+def simboard(avr_build: Path, tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start an Arduino Uno in simavr running Debian's Optiboot, its UART on a pty;
+    a factory taking simboard's extra arguments (e.g. "--no-auto-reset")."""
+    procs: List[Proc] = []
 
+    def start(*extra: str) -> Proc:
+        proc = Proc([str(avr_build / "simboard"), str(OPTIBOOT), *extra],
+                    tmp_path / f"simboard-{len(procs)}.log")
+        procs.append(proc)
+        return proc
 
+    yield start
+    for proc in procs:
+        proc.stop()
