@@ -51,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
             raise ImageError(f"{profile.name} takes an application .bin: use --bin, not --hex")
         from firmware_bridge.flasher.esp import flash_esp
 
-        result = flash_esp(args.port, args.bin, profile, address=args.address,
-                           baud=args.baud, reset=not args.no_reset, log=_say)
-        print(f"flashed and verified: {result.bytes_written} bytes at {args.address:#x} "
-              f"on {result.chip} at {args.port} ({result.seconds:.1f} s)")
+        esp = flash_esp(args.port, args.bin, profile, address=args.address,
+                        baud=args.baud, reset=not args.no_reset, log=_say)
+        print(f"flashed and verified: {esp.bytes_written} bytes at {args.address:#x} "
+              f"on {esp.chip} at {args.port} ({esp.seconds:.1f} s)")
         return 0
     if not args.hex:
         raise ImageError(f"{profile.name} takes an Intel HEX image: use --hex, not --bin")

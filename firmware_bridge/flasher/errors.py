@@ -9,8 +9,8 @@
         │   └── WrongBoardError     exit_code 7: the chip's signature is not the profile's
         └── VerifyError             exit_code 8: read-back differs from what was written
 
-Exit code 2 stays argparse's (bad usage). A FlashError never follows a successful flash: the board counts as flashed only after
-every written page has been read back and compared.
+Exit code 2 stays argparse's (bad usage). A FlashError never follows a successful flash:
+the board counts as flashed only after every written page has been read back and compared.
 """
 
 from firmware_bridge.errors import BridgeError

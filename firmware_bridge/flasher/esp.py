@@ -52,13 +52,17 @@ def check_image(path: str, chip: str) -> bytes:
             data = fh.read()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror}; check the --bin path") from exc
+    from esptool.targets import CHIP_DEFS
+
+    advice = "give the .bin your build wrote for this board, not a merged or bootloader image"
     try:
-        LoadFirmwareImage(chip, data)
+        image = LoadFirmwareImage(chip, data)
     except (FatalError, ValueError, IndexError) as exc:
-        raise ImageError(
-            f"{path} is not an {chip} application image ({exc}); give the .bin your "
-            "build wrote for this board, not a merged or bootloader image"
-        ) from exc
+        raise ImageError(f"{path} is not an {chip} application image ({exc}); {advice}") from exc
+    wanted = CHIP_DEFS[chip].IMAGE_CHIP_ID
+    if getattr(image, "chip_id", wanted) != wanted:
+        raise ImageError(f"{path} is not an {chip} application image (its header names "
+                         f"chip id {image.chip_id}, {chip} is {wanted}); {advice}")
     return data
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from firmware_bridge.flasher import stk500
-from firmware_bridge.flasher.boards import STK500V1, BoardProfile, PROFILES
+from firmware_bridge.flasher.boards import PROFILES, STK500V1, BoardProfile
 from firmware_bridge.flasher.client import Stk500Client
 from firmware_bridge.flasher.errors import (
     NoSyncError,

@@ -38,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
     print(path, flush=True)
-    dump = (lambda b: _dump(b, args.dump)) if args.dump else (lambda _b: None)
+    def dump(boot: Bootloader) -> None:
+        if args.dump:
+            _dump(boot, args.dump)
+
     try:
         serve(boot, master, lambda: bool(stopping), dump)
     finally:

@@ -41,11 +41,12 @@ def avr_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def simboard(avr_build: Path, tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """Start an Arduino Uno in simavr running Debian's Optiboot, its UART on a pty;
-    a factory taking simboard's extra arguments (e.g. "--no-auto-reset")."""
+    a factory taking simboard's extra arguments (e.g. "--no-auto-reset") and
+    optionally another bootloader."""
     procs: List[Proc] = []
 
-    def start(*extra: str) -> Proc:
-        proc = Proc([str(avr_build / "simboard"), str(OPTIBOOT), *extra],
+    def start(*extra: str, bootloader: Path = OPTIBOOT) -> Proc:
+        proc = Proc([str(avr_build / "simboard"), str(bootloader), *extra],
                     tmp_path / f"simboard-{len(procs)}.log")
         procs.append(proc)
         return proc

@@ -12,6 +12,8 @@ from typing import Callable, List
 REPO = Path(__file__).resolve().parents[2]
 OPTIBOOT = Path("/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/"
                 "optiboot_atmega328.hex")
+ATMEGABOOT = Path("/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/"
+                  "ATmegaBOOT_168_atmega328.hex")
 PY = sys.executable
 
 

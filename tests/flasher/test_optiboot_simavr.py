@@ -1,5 +1,6 @@
-"""The flasher against real Optiboot (Debian's arduino-core-avr build) on an ATmega328P
-simulated by simavr; then the flashed firmware runs and is read through firmware_bridge."""
+"""The flasher against real bootloaders (Debian arduino-core-avr's Optiboot and
+ATmegaBOOT) on an ATmega328P simulated by simavr; then the flashed firmware runs and
+is read through firmware_bridge."""
 
 import signal
 import subprocess
@@ -10,8 +11,9 @@ from typing import List
 import pytest
 
 from firmware_bridge import board_protocol as bp
+from firmware_bridge.flasher.boards import PROFILES
 from firmware_bridge.framing import StreamDecoder
-from tests.flasher.helpers import PY, env, run_cli
+from tests.flasher.helpers import ATMEGABOOT, OPTIBOOT, PY, env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -36,20 +38,33 @@ def read_messages(port_path: str, seconds: float, want_readings: int) -> List[ob
     return messages
 
 
-def test_flash_real_optiboot_then_the_firmware_runs(simboard, avr_build: Path) -> None:
-    board = simboard()
-    firmware = avr_build / "board-firmware.hex"
+BOOTLOADERS = [
+    # board profile, Debian's bootloader image, what the flasher says once in sync
+    ("uno", OPTIBOOT, "in sync with optiboot 4.4, atmega328p"),
+    ("nano-old", ATMEGABOOT, "in sync with atmegaboot 1.16, atmega328p"),
+]
 
-    # 1. simpul-field flash writes through Optiboot and verifies by reading back.
-    done = run_cli("flash", "--port", board.pty, "--hex", str(firmware), "--board", "uno")
+
+@pytest.mark.parametrize("board_name, bootloader, banner", BOOTLOADERS,
+                         ids=[b[0] for b in BOOTLOADERS])
+def test_flash_a_real_bootloader_then_the_firmware_runs(simboard, avr_build: Path,
+                                                        board_name, bootloader,
+                                                        banner) -> None:
+    board = simboard(bootloader=bootloader)
+    firmware = avr_build / "board-firmware.hex"
+    baud = str(PROFILES[board_name].baud)
+
+    # 1. simpul-field flash writes through the bootloader and verifies by reading back.
+    done = run_cli("flash", "--port", board.pty, "--hex", str(firmware), "--board",
+                   board_name)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("flashed and verified: ")
-    assert "in sync with optiboot 4.4, atmega328p" in done.stderr
+    assert banner in done.stderr
 
     # 2. avrdude, independently, finds exactly that image in the chip's flash.
     time.sleep(QUIET_S)
     check = subprocess.run(
-        ["avrdude", "-c", "arduino", "-p", "m328p", "-P", board.pty, "-b", "115200",
+        ["avrdude", "-c", "arduino", "-p", "m328p", "-P", board.pty, "-b", baud,
          "-U", f"flash:v:{firmware}:i"], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr
     assert "bytes of flash verified" in check.stderr

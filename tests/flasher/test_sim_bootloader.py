@@ -78,7 +78,8 @@ FAULTS = [
     # fault, exit code, words the technician must see
     ("no-sync", 5, ["no sync at 115200", "try --board nano-old", "press the board's reset",
                     "check the cable"]),
-    ("corrupt-reply", 6, ["answered e0 10, not 14 .. 10", "noise on the line", "NOT flashed", "check the cable"]),
+    ("corrupt-reply", 6, ["answered e0 10, not 14 .. 10", "noise on the line", "NOT flashed",
+                          "check the cable"]),
     ("verify-mismatch", 8, ["verify failed at 0x0080", "wrote 0x", "NOT flashed"]),
 ]
 
