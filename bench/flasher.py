@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIBOOT = "/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/optiboot_atmega328.hex"
@@ -47,7 +47,7 @@ def bench(board: str, pty: str, image: Path, runs: int, quiet_gap: float) -> Non
             "--hex", str(image), "--quiet"]
     ref = ["avrdude", "-q", "-q", "-c", "arduino", "-p", "m328p", "-P", pty, "-b",
            "115200", "-U", f"flash:w:{image}:i"]
-    times = {"simpul-field": [], "avrdude": []}
+    times: Dict[str, List[float]] = {"simpul-field": [], "avrdude": []}
     for _ in range(runs):
         for name, argv in (("simpul-field", ours), ("avrdude", ref)):
             time.sleep(quiet_gap)

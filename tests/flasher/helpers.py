@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 REPO = Path(__file__).resolve().parents[2]
 OPTIBOOT = Path("/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/"
@@ -17,7 +17,7 @@ ATMEGABOOT = Path("/usr/share/arduino/hardware/arduino/avr/bootloaders/atmega/"
 PY = sys.executable
 
 
-def env() -> dict:
+def env() -> Dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
     return e
@@ -55,7 +55,7 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 120) -> "subprocess.CompletedProcess[str]":
     return subprocess.run([PY, "-m", "firmware_bridge.cli", *args], capture_output=True,
                           text=True, env=env(), timeout=timeout)
 
