@@ -66,7 +66,7 @@ def main() -> None:
                        check=True, capture_output=True)
         image = Path(out) / "board-firmware.hex"
         print(f"image: {image.stat().st_size} bytes of Intel HEX")
-        sim, pty = start([sys.executable, "-m", "simulator.commands.bootloader"])
+        sim, pty = start([sys.executable, "-m", "simulator.cli", "bootloader"])
         try:
             bench("simulated bootloader", pty, image, args.runs, 0.0)
         finally:

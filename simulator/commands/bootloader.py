@@ -54,10 +54,3 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     return 0
 
-
-if __name__ == "__main__":
-    # Runs without the rest of simpul-sim: `python -m simulator.commands.bootloader ...`
-    _parser = argparse.ArgumentParser(prog="simpul-sim")
-    register(_parser.add_subparsers(dest="command", required=True))
-    _args = _parser.parse_args(["bootloader", *sys.argv[1:]])
-    sys.exit(_args.func(_args))

@@ -12,12 +12,11 @@ from tests.flasher.helpers import OPTIBOOT, PY, REPO, Proc
 
 @pytest.fixture
 def sim_bootloader(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    """Start `simpul-sim bootloader` (through its module, so simpul-sim's other commands
-    are not needed); returns a factory taking the fault name."""
+    """Start `simpul-sim bootloader`; returns a factory taking the fault name."""
     procs: List[Proc] = []
 
     def start(fault: str = "none", dump: Optional[Path] = None) -> Proc:
-        argv = [PY, "-m", "simulator.commands.bootloader", "--fault", fault]
+        argv = [PY, "-m", "simulator.cli", "bootloader", "--fault", fault]
         if dump:
             argv += ["--dump", str(dump)]
         proc = Proc(argv, tmp_path / f"bootloader-{len(procs)}.log")
