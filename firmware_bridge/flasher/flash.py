@@ -45,9 +45,9 @@ def _signature_name(sig: bytes) -> str:
 
 
 def no_sync_advice(profile: BoardProfile, baud: int, pulsed: bool) -> str:
+    # Only boards the host would talk to differently are worth a try.
     tips = [f"try --board {alt}" for alt in profile.alternatives
-            if PROFILES[alt].baud != baud] or [
-        f"try --board {alt}" for alt in profile.alternatives]
+            if PROFILES[alt].baud != baud]
     if not pulsed:
         tips.append("press the board's reset button just before running this")
     else:

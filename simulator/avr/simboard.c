@@ -16,7 +16,8 @@
  *     Optiboot jumps to the application.
  *
  * usage: simboard BOOTLOADER.hex [--app APP.hex] [--link PATH] [--no-auto-reset]
- * Prints the pty's path on stdout's first line; logs resets on stderr; SIGTERM ends it.
+ * Prints the pty's path on stdout's first line; logs resets, and the first time after a
+ * reset that the application runs, on stderr; SIGTERM ends it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +48,7 @@ static uint8_t rx[8192];
 static size_t rx_len, rx_pos;
 static uint32_t boot_base;
 static volatile sig_atomic_t stop_flag, button_flag;
+static int in_app;            /* the pc has left the bootloader since the last reset */
 
 static double now_s(void)
 {
@@ -85,6 +87,7 @@ static void external_reset(const char *why)
 	avr_regbit_set(avr, avr->reset_flags.extrf);
 	xon = 0;
 	rx_len = rx_pos = 0;
+	in_app = 0;
 	fprintf(stderr, "simboard: external reset (%s)\n", why);
 }
 
@@ -225,6 +228,10 @@ int main(int argc, char *argv[])
 				}
 				holding = 0;
 				external_reset("auto-reset: the host opened the port");
+			}
+			if (!in_app && avr->pc < boot_base) {
+				in_app = 1;   /* tests wait for this instead of guessing a time */
+				fprintf(stderr, "simboard: running the application\n");
 			}
 			/* Real-time pacing: never run ahead of the wall clock by more than 2 ms. */
 			if (avr->cycle < epoch_cycle) {          /* a reset restarted the count */

@@ -13,7 +13,7 @@ import pytest
 from firmware_bridge import board_protocol as bp
 from firmware_bridge.flasher.boards import PROFILES
 from firmware_bridge.framing import StreamDecoder
-from tests.flasher.helpers import ATMEGABOOT, OPTIBOOT, PY, env, run_cli
+from tests.flasher.helpers import ATMEGABOOT, OPTIBOOT, PY, env, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,8 @@ def test_no_reset_no_sync_then_the_reset_button(simboard, avr_build: Path) -> No
     never answers and the technician is told to press reset. Pressing it while the
     flasher is still trying to sync (SIGUSR1 to simboard) then gets the board flashed."""
     board = simboard("--no-auto-reset")
-    time.sleep(1.5)  # Optiboot's power-on window (1 s) passes; the board leaves it
+    # Optiboot's power-on window (1 s) passes and it starts the (empty) application.
+    assert wait_for(lambda: "running the application" in board.log.read_text(), 30)
     firmware = str(avr_build / "board-firmware.hex")
     done = run_cli("flash", "--port", board.pty, "--hex", firmware, "--quiet")
     assert done.returncode == 5, done.stderr
