@@ -37,7 +37,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"simpul-field: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
-        print("simpul-field: interrupted; the board is NOT flashed", file=sys.stderr)
+        print("simpul-field: interrupted", file=sys.stderr)
         return 130
 
 

@@ -45,6 +45,15 @@ def _say(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _flash(args)
+    except KeyboardInterrupt:
+        print("simpul-field: interrupted: the board is NOT flashed; run again",
+              file=sys.stderr)
+        return 130
+
+
+def _flash(args: argparse.Namespace) -> int:
     profile = PROFILES[args.board]
     if profile.protocol == ESPTOOL:
         if not args.bin:

@@ -90,6 +90,7 @@ def flash_avr(
     check_fits(image, profile.max_size, profile.name)
     baud = baud or profile.baud
     pages = image.pages(profile.page_size)
+    total = len(pages) * profile.page_size
     started = time.monotonic()
     port = open_port(url, baud)
     try:
@@ -110,7 +111,6 @@ def flash_avr(
         log(f"in sync with {profile.bootloader} {version}, {profile.mcu}; "
             f"{len(pages)} pages of {profile.page_size} bytes")
         client.enter_progmode()
-        total = len(pages) * profile.page_size
         with _progress(total, "writing", progress) as bar:
             for page in pages:
                 client.write_page(page.address, page.data)
@@ -120,7 +120,7 @@ def flash_avr(
                 back = client.read_page(page.address, len(page.data))
                 _compare(page.address, page.data, back)
                 bar.update(len(page.data))
-        client.leave_progmode()
+        _leave(client, log)
     except ProtocolError as exc:
         if isinstance(exc, WrongBoardError):
             raise
@@ -142,16 +142,26 @@ def _bootloader_version(client: Stk500Client) -> str:
     return f"{major}.{minor}"
 
 
+def _leave(client: Stk500Client, log: Callable[[str], None]) -> None:
+    """Every page is verified by now, so a lost answer here does not undo the flash."""
+    try:
+        client.leave_progmode()
+    except ProtocolError as exc:
+        log(f"flash verified, but the bootloader did not confirm leaving ({exc}): "
+            "press reset to start the new firmware")
+
+
 def _compare(address: int, wrote: bytes, back: bytes) -> None:
     if back == wrote:
         return
-    at = next(i for i, (a, b) in enumerate(zip(wrote, back)) if a != b) if len(back) == len(
-        wrote) else min(len(back), len(wrote))
+    at = next((i for i, (a, b) in enumerate(zip(wrote, back)) if a != b),
+              min(len(wrote), len(back)))  # equal prefix: the first missing byte
     expected = wrote[at] if at < len(wrote) else -1
     actual = back[at] if at < len(back) else -1
+    read = f"{actual:#04x}" if actual >= 0 else "nothing"
     raise VerifyError(
         f"verify failed at {address + at:#06x}: wrote {expected:#04x}, read back "
-        f"{actual:#04x}. The board is NOT flashed: run again; if it fails at the same "
+        f"{read}. The board is NOT flashed: run again; if it fails at the same "
         "address, the chip's flash is worn or the bootloader is damaged",
         address + at, expected, actual,
     )

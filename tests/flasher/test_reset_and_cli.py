@@ -62,3 +62,19 @@ def test_the_cli_refuses_bad_usage_with_exit_2(capsys) -> None:
     assert "one of the arguments --hex --bin is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["flash", "--port", "p", "--hex", "f", "--board", "leo"])
+
+
+@pytest.mark.py39
+@pytest.mark.parametrize("wrote, back, address, says", [
+    (b"\x0c\x94\x34", b"\x0c\x95\x34", 0x81, "wrote 0x94, read back 0x95"),
+    (b"\x0c\x94\x34", b"\x0c\x94", 0x82, "wrote 0x34, read back nothing"),
+])
+def test_verify_names_the_first_differing_byte(wrote, back, address, says) -> None:
+    from firmware_bridge.flasher.errors import VerifyError
+    from firmware_bridge.flasher.flash import _compare
+
+    _compare(0x80, wrote, wrote)  # equal pages pass
+    with pytest.raises(VerifyError, match=says) as failed:
+        _compare(0x80, wrote, back)
+    assert failed.value.address == address
+    assert "NOT flashed" in str(failed.value)
