@@ -224,7 +224,8 @@ def encode(msg: Message, seq: int, version: int = VERSION_MAX) -> bytes:
     if kind == MSG_HELLO:
         version = 1  # HELLO's layout is frozen, so any host can read it
     head = struct.pack("<BBB", version, kind, seq & 0xFF) + payload
-    return cobs.encode(head + struct.pack("<H", crc16(head))) + b"\x00"
+    wire: bytes = cobs.encode(head + struct.pack("<H", crc16(head)))
+    return wire + b"\x00"
 
 
 def decode(data: bytes) -> "Decoded[BoardFrame]":

@@ -4,9 +4,10 @@ A framer's `decode(data)` is a pure function over bytes. It returns a `Decoded`:
 
     used   how many bytes of `data` it consumed; 0 means "need more bytes"
     frame  the decoded frame, or None when the consumed bytes were dropped
-    error  why bytes were dropped (None with no frame: idle bytes, not a loss): "resync" (no start marker there, skipped up to
-           the next one), "checksum" (a whole frame with a bad checksum) or
-           "length" (a start marker followed by an impossible length)
+    error  why bytes were dropped: "resync" (no start marker there, skipped up
+           to the next one), "checksum" (a whole frame with a bad checksum) or
+           "length" (a start marker followed by an impossible length); no frame
+           and no error means idle bytes (a lone COBS delimiter), nothing lost
 
 `StreamDecoder` keeps the unconsumed tail between reads and counts what it drops,
 so the port reader only feeds it whatever chunk the port returned.

@@ -91,7 +91,7 @@ def decode_value(words: Sequence[int], reg: Register) -> float:
     if len(words) != reg.count:
         raise RegisterMapError(f"{reg.name}: expected {reg.count} words, got {len(words)}")
     ordered = list(words) if reg.word_order == "big" else list(reversed(words))
-    raw_bytes = struct.pack(">%dH" % len(ordered), *ordered)
+    raw_bytes = struct.pack(f">{len(ordered)}H", *ordered)
     fmt = {"uint16": ">H", "int16": ">h", "uint32": ">I", "int32": ">i", "float32": ">f"}
     (raw,) = struct.unpack(fmt[reg.type], raw_bytes)
     return float(raw) * reg.scale + reg.offset
@@ -102,7 +102,7 @@ def encode_value(value: float, reg: Register) -> List[int]:
     raw = (value - reg.offset) / reg.scale
     fmt = {"uint16": ">H", "int16": ">h", "uint32": ">I", "int32": ">i", "float32": ">f"}
     number = raw if reg.type == "float32" else round(raw)
-    words = list(struct.unpack(">%dH" % reg.count, struct.pack(fmt[reg.type], number)))
+    words = list(struct.unpack(f">{reg.count}H", struct.pack(fmt[reg.type], number)))
     return words if reg.word_order == "big" else list(reversed(words))
 
 

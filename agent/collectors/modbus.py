@@ -159,7 +159,8 @@ class ModbusPoller:
                         self.reason = (f"{problem}; check A/B wiring, baud {self.config.baud}, "
                                        f"parity {self.config.parity} and the slave address")
                     break  # reopen: the adapter may have been unplugged
-                self._stop.wait(max(0.0, self.config.poll_interval_s - (time.monotonic() - started)))
+                spent = time.monotonic() - started
+                self._stop.wait(max(0.0, self.config.poll_interval_s - spent))
             client.close()
             self._stop.wait(backoff)
 

@@ -14,8 +14,8 @@ from agent.collectors.modbus import ModbusCollector, ModbusConfig
 from agent.collectors.serial_sensors import (
     BridgeConfig,
     Pms5003Config,
-    SerialSensorCollector,
     Sds011Config,
+    SerialSensorCollector,
 )
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
 

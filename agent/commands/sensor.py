@@ -93,7 +93,7 @@ def _read_serial(args: argparse.Namespace) -> int:
     config = model(**fields)
     driver = ss.make_driver(config)
     _probe(args.port, driver.baud)
-    readings: "queue.Queue[Dict[str, float]]" = queue.Queue()
+    readings: queue.Queue[Dict[str, float]] = queue.Queue()
     reader = PortReader(args.port, driver, on_reading=readings.put)
     reader.start()
     got, deadline = 0, time.monotonic() + args.timeout

@@ -108,7 +108,8 @@ class Sds011Driver(_Base):
             if isinstance(frame, sds011.SdsReading):
                 out.append(frame.values())
             elif isinstance(frame, sds011.SdsReply) and frame.command == sds011.CMD_FIRMWARE:
-                self.firmware = "20%02d-%02d-%02d" % frame.data
+                year, month, day = frame.data
+                self.firmware = f"20{year:02d}-{month:02d}-{day:02d}"
         return out
 
 

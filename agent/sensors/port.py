@@ -8,6 +8,7 @@ unavailable with the reason, and reopens it with exponential backoff; readings r
 without restarting anything.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -125,10 +126,8 @@ class PortReader:
                     self.state.connected = False
                     self.state.reason = f"port {self.url} lost: {_why(exc)}"
             finally:
-                try:
+                with contextlib.suppress(Exception):  # a vanished port may fail to close
                     port.close()
-                except Exception:  # closing a vanished port may fail too; nothing to do
-                    pass
             self._stop.wait(backoff)
 
     def _serve(self, port: Any) -> None:

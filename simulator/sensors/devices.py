@@ -6,7 +6,7 @@ runner (runner.py) moves them across the pty and applies faults.
 """
 
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from firmware_bridge import board_protocol as bp
 from firmware_bridge import pms, sds011
@@ -76,7 +76,7 @@ class PmsDevice(Device):
 
     def frame(self, now: float) -> bytes:
         v = self.values.now(now)
-        pm = [int(round(v.get(k, 0.0))) for k in ("pm1_0", "pm2_5", "pm10")]
+        pm = [round(v.get(k, 0.0)) for k in ("pm1_0", "pm2_5", "pm10")]
         counts = [pm[0] * 150, pm[0] * 45, pm[1] * 8, pm[1], pm[2] // 4, pm[2] // 10]
         return pms.encode_reading(tuple(pm + pm + counts + [0x9100]))
 
@@ -112,8 +112,8 @@ class SdsDevice(Device):
 
     def frame(self, now: float) -> bytes:
         v = self.values.now(now)
-        return sds011.encode_reading(int(round(v.get("pm2_5", 0) * 10)),
-                                     int(round(v.get("pm10", 0) * 10)), self.DEVICE_ID)
+        return sds011.encode_reading(round(v.get("pm2_5", 0) * 10),
+                                     round(v.get("pm10", 0) * 10), self.DEVICE_ID)
 
     def _reply(self, command: int, b3: int, b4: int = 0) -> bytes:
         return sds011.encode_reply(command, (b3, b4, 0), self.DEVICE_ID)
@@ -160,7 +160,7 @@ class BoardDevice(Device):
     HEARTBEAT_S = 5.0
 
     def __init__(self, values: Values, interval_s: float = 1.0,
-                 proto: tuple = (bp.VERSION_MIN, bp.VERSION_MAX)) -> None:
+                 proto: Tuple[int, int] = (bp.VERSION_MIN, bp.VERSION_MAX)) -> None:
         super().__init__(values, interval_s)
         self.proto = proto
         self.decoder = StreamDecoder(bp.decode)
@@ -222,7 +222,7 @@ class BoardDevice(Device):
         if self.version is None:
             return [self.hello()]
         v = self.values.now(now)
-        readings = tuple((c.channel, bp.STATUS_OK, int(round(v.get(c.name, 0.0) * 10)))
+        readings = tuple((c.channel, bp.STATUS_OK, round(v.get(c.name, 0.0) * 10))
                          for c in self.CHANNELS)
         out = [self.send(bp.Reading(uptime, readings))]
         if now >= self.next_heartbeat:

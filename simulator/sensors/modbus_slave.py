@@ -93,8 +93,9 @@ class ModbusDevice(Device):
     def _serve(self) -> None:
         from pymodbus.framer import FramerType
         from pymodbus.server import StartAsyncSerialServer
-        from pymodbus.simulator.simdata import DataType, SimData
+        from pymodbus.simulator.simdata import SimData
         from pymodbus.simulator.simdevice import SimDevice
+        from pymodbus.simulator.simutils import DataType
 
         def table(bits: bool) -> List[Any]:
             kind = DataType.BITS if bits else DataType.REGISTERS

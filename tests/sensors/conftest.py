@@ -44,7 +44,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 @pytest.fixture
 def sensor_sim(tmp_path) -> Iterator:
     """Start simulators: `sensor_sim("sds011", "--garbage", "0.2")` returns a Sim."""
-    procs: List["subprocess.Popen[str]"] = []
+    procs: List[subprocess.Popen[str]] = []
 
     def start(driver: str, *args: str) -> Sim:
         link = str(tmp_path / f"{driver}-{os.getpid()}-{len(procs)}")
