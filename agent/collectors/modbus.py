@@ -93,6 +93,7 @@ class ModbusPoller:
         self.opened_at: Optional[float] = None
         self.frames_ok = 0
         self.request_errors = 0
+        self.last_problem: Optional[str] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -115,7 +116,11 @@ class ModbusPoller:
         )
 
     def poll_once(self, client: Any) -> Optional[str]:
-        """Read every register once; returns why nothing answered, or None."""
+        """Read every register once; returns why nothing answered, or None.
+
+        Like a frame with a bad checksum, a cycle where only some registers answered
+        is dropped whole: the last complete reading stands until it goes stale.
+        """
         values: Dict[str, float] = {}
         problem = None
         for reg in self.regmap.registers:
@@ -131,8 +136,9 @@ class ModbusPoller:
             values[reg.name] = decode_value(reply.registers[: reg.count], reg)
         now = time.monotonic()
         with self.lock:
-            if values:
-                self.frames_ok += len(values)
+            self.frames_ok += len(values)
+            self.last_problem = problem
+            if problem is None:
                 self.values, self.last_reading_at = values, now
         return problem if not values else None
 
@@ -189,7 +195,7 @@ class ModbusCollector:
             raise CollectorError("modbus collector not started")
         p, now = self.poller, time.monotonic()
         with p.lock:
-            connected, reason, values = p.connected, p.reason, p.values
+            connected, reason, values, problem = p.connected, p.reason, p.values, p.last_problem
             last_at, frames_ok, errors = p.last_reading_at, p.frames_ok, p.request_errors
         acc.add(f"{self.name}_frames_ok", frames_ok)
         acc.add(f"{self.name}_request_errors", errors)
@@ -198,7 +204,7 @@ class ModbusCollector:
         if not connected:
             acc.status(self.name, "unavailable", reason or "port closed")
         elif values is None or last_at is None or now - last_at > self.config.stale_after_s:
-            acc.status(self.name, "unavailable", "port open, waiting for a reading")
+            acc.status(self.name, "unavailable", problem or "port open, waiting for a reading")
         else:
             for key, value in values.items():
                 acc.add(f"{self.name}_{key}", value)

@@ -140,7 +140,7 @@ def _read_modbus(args: argparse.Namespace) -> int:
         while got < args.count and time.monotonic() < deadline:
             started = time.monotonic()
             problem = poller.poll_once(client)
-            if problem is None and poller.values is not None:
+            if problem is None and poller.last_problem is None and poller.values is not None:
                 _emit(args, dict(poller.values), regmap.units())
                 got += 1
                 if got >= args.count:
@@ -151,6 +151,7 @@ def _read_modbus(args: argparse.Namespace) -> int:
         client.close()
     if got >= args.count:
         return 0
+    problem = problem or poller.last_problem
     if got == 0:
         raise SensorReadError(
             f"no readings from {args.port} in {args.timeout:g} s: {problem or 'no answer'}; "
