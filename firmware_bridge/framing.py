@@ -63,10 +63,13 @@ class StreamDecoder(Generic[F]):
 
     `max_buffer` bounds the kept tail: a framer that asks for more than that many
     bytes is looking at noise, so the oldest bytes are dropped as a resync.
+    `window` bounds the slice handed to `decode` (a copy per call); it must exceed
+    twice the longest frame, so that "need more" only happens at the real end.
     """
 
     decode: Callable[[bytes], "Decoded[F]"]
     max_buffer: int = 4096
+    window: int = 1024
     counters: Counters = field(default_factory=Counters)
     _buf: bytearray = field(default_factory=bytearray)
 
@@ -77,7 +80,7 @@ class StreamDecoder(Generic[F]):
         view = bytes(self._buf)
         pos = 0
         while pos < len(view):
-            result = self.decode(view[pos:])
+            result = self.decode(view[pos : pos + self.window])
             if result.used == 0:
                 break
             pos += result.used

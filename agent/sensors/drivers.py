@@ -152,8 +152,7 @@ class BridgeDriver(_Base):
         return seq
 
     def on_open(self, port: Any, now: float) -> None:
-        # A leading delimiter flushes whatever half frame the board had received.
-        port.write(b"\x00")
+        # Each frame starts with a 0x00, which also flushes a half frame on the board.
         self._send(port, bp.HelloRequest())
         self._next_hello_request = now + self.HELLO_RETRY_S
 

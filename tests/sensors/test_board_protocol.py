@@ -22,11 +22,12 @@ def test_crc_is_ccitt_false():
 
 # Vectors from the encoder, checked by hand against the layout in docs/firmware-bridge.md.
 VECTORS = [
-    # HELLO_REQUEST, seq 0: body 01 0A 00 | crc 0x1467 -> COBS [03 01 0A][03 67 14] 00.
-    (bp.HelloRequest(), 0, "03 01 0a 03 67 14 00"),
+    # HELLO_REQUEST, seq 0: body 01 0A 00 | crc 0x1467 -> 00 COBS [03 01 0A][03 67 14] 00.
+    (bp.HelloRequest(), 0, "00 03 01 0a 03 67 14 00"),
     # READING seq 5: uptime 1000 ms (E8 03 00 00), 1 value: channel 1, status 0,
     # raw 1234 (D2 04 00 00; 123.4 with exponent -1), crc 0x0321.
-    (bp.Reading(1000, ((1, 0, 1234),)), 5, "06 01 03 05 e8 03 01 03 01 01 03 d2 04 01 03 21 03 00"),
+    (bp.Reading(1000, ((1, 0, 1234),)), 5,
+     "00 06 01 03 05 e8 03 01 03 01 01 03 d2 04 01 03 21 03 00"),
 ]
 
 
@@ -34,9 +35,9 @@ VECTORS = [
 def test_vectors(msg, seq, wire):
     encoded = bp.encode(msg, seq)
     assert encoded == bytes.fromhex(wire)
-    body = cobs.decode(encoded[:-1])
+    body = cobs.decode(encoded[1:-1])
     assert bp.crc16(body[:-2]) == int.from_bytes(body[-2:], "little")
-    frame = bp.decode(encoded).frame
+    (frame,) = bp.frames_in(encoded)
     assert (frame.version, frame.seq) == (1, seq)
     assert bp.parse(frame) == msg
 
@@ -68,10 +69,11 @@ messages = st.one_of(
 @given(messages, u8)
 def test_roundtrip(msg, seq):
     encoded = bp.encode(msg, seq)
-    assert encoded.count(0) == 1 and encoded.endswith(b"\x00")
-    assert len(encoded) <= bp.MAX_ENCODED + 1
-    result = bp.decode(encoded)
-    assert result.used == len(encoded)
+    assert encoded.count(0) == 2 and encoded[0] == 0 and encoded[-1] == 0
+    assert len(encoded) <= bp.MAX_ENCODED + 2
+    assert bp.decode(encoded) == bp.Decoded(1)  # the leading delimiter: idle
+    result = bp.decode(encoded[1:])
+    assert result.used == len(encoded) - 1
     assert result.frame.seq == seq
     assert bp.parse(result.frame) == msg
 
@@ -82,7 +84,8 @@ def test_any_stream_never_raises_nor_yields_bad_frames(data):
     for _at, _used, frame, _err in walk(bp.decode, data):
         if frame is not None:
             head = bytes([frame.version, frame.type, frame.seq]) + frame.payload
-            assert cobs.encode(head + bp.crc16(head).to_bytes(2, "little")) + b"\x00" in data
+            body = head + bp.crc16(head).to_bytes(2, "little")
+            assert cobs.encode(body) + b"\x00" in data
             # A CRC-valid frame of noise may still be an unknown message.
             with contextlib.suppress(FrameError):
                 bp.parse(frame)
@@ -91,8 +94,8 @@ def test_any_stream_never_raises_nor_yields_bad_frames(data):
 @settings(max_examples=300)
 @given(st.binary(max_size=300), messages, u8, st.binary(max_size=60))
 def test_frame_after_a_delimiter_in_noise_is_found(noise, msg, seq, after):
-    # A receiver joining mid-stream finds every frame that a delimiter precedes.
-    stream = noise + b"\x00" + bp.encode(msg, seq) + after
+    # A receiver joining mid-stream finds every frame: each starts with a delimiter.
+    stream = noise + bp.encode(msg, seq) + after
     dec = StreamDecoder(bp.decode)
     found = []
     for frame in dec.feed(stream):
@@ -103,14 +106,14 @@ def test_frame_after_a_delimiter_in_noise_is_found(noise, msg, seq, after):
 
 def test_bad_crc_is_counted_and_next_frame_survives():
     good = bp.encode(bp.Heartbeat(5, 0), 1)
-    body = bytearray(cobs.decode(good[:-1]))
+    body = bytearray(cobs.decode(good[1:-1]))
     body[4] ^= 0x10
-    bad = cobs.encode(bytes(body)) + b"\x00"
+    bad = b"\x00" + cobs.encode(bytes(body)) + b"\x00"
     dec = StreamDecoder(bp.decode)
     frames = dec.feed(bad + b"\x00\x00" + good)
     assert [bp.parse(f) for f in frames] == [bp.Heartbeat(5, 0)]
     assert dec.counters.checksum_errors == 1
-    assert dec.counters.bytes_dropped == len(bad)
+    assert dec.counters.bytes_dropped == len(bad) - 1  # the leading 0x00 is idle
 
 
 def test_overlong_garbage_without_delimiter_is_dropped():
@@ -121,12 +124,12 @@ def test_overlong_garbage_without_delimiter_is_dropped():
 
 
 def test_hello_always_travels_as_version_1():
-    frame = bp.decode(bp.encode(bp.Hello(1, 3, b"ABCDEFGH", (1, 0, 0), ()), 0, version=3))
-    assert frame.frame.version == 1
+    (frame,) = bp.frames_in(bp.encode(bp.Hello(1, 3, b"ABCDEFGH", (1, 0, 0), ()), 0, version=3))
+    assert frame.version == 1
 
 
 def test_newer_payloads_with_trailing_fields_still_parse():
-    frame = bp.decode(bp.encode(bp.Heartbeat(7, 1), 2)).frame
+    (frame,) = bp.frames_in(bp.encode(bp.Heartbeat(7, 1), 2))
     longer = bp.BoardFrame(2, frame.type, frame.seq, frame.payload + b"\x99\x98")
     assert bp.parse(longer) == bp.Heartbeat(7, 1)
 

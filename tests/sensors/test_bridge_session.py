@@ -53,7 +53,7 @@ def test_readings_before_hello_ask_for_hello():
     host, wire = BridgeDriver(), Wire()
     assert host.feed(b"".join(board.tick(0.0)), wire, 0.0) == []
     host.poll(wire, 0.0)
-    request = bp.decode(wire.take()).frame
+    (request,) = bp.frames_in(wire.take())
     assert request.type == bp.MSG_HELLO_REQUEST
     answer = board.on_bytes(bp.encode(bp.HelloRequest(), 0), 0.0)
     host.feed(b"".join(answer), wire, 0.0)
