@@ -77,6 +77,8 @@ class PublishSection(_Strict):
 class OutboxSection(_Strict):
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     max_age_s: float = Field(default=7 * 24 * 3600.0, ge=60)
+    # Sent but not confirmed by the fleet: send again after this long (doubling).
+    resend_after_s: float = Field(default=30.0, ge=1, le=3600)
 
 
 class TierSection(_Strict):

@@ -8,7 +8,7 @@ agent runs on Python 3.9.
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Literal, Optional, Type, TypeVar, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -131,13 +131,36 @@ class CommandResult(_Payload):
     error: Optional[str] = None
 
 
+class Ack(_Payload):
+    """The fleet has stored these records (or refused them for good): the box may forget them.
+
+    `ranges` are inclusive [first, last] seq runs of one stream and epoch.
+    """
+
+    stream: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    epoch: str = Field(pattern=r"^[0-9a-f]{16,32}$")
+    ranges: List[Tuple[int, int]] = Field(min_length=1, max_length=2000)
+    rejected: Optional[str] = None
+
+
+def seq_ranges(seqs: List[int]) -> List[Tuple[int, int]]:
+    """Compress seqs into inclusive runs: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    runs: List[Tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
 class Claim(_Payload):
     claim_code: str = Field(min_length=6, max_length=64)
 
 
 Payload = Union[
     TelemetryBatch, HealthBatch, StatePayload, DesiredConfig, ReportedConfig, Command,
-    CommandResult, Claim,
+    CommandResult, Claim, Ack,
 ]
 P = TypeVar("P", bound=_Payload)
 
@@ -151,6 +174,7 @@ MODEL_BY_LEAF: Dict[str, Type[_Payload]] = {
     "cmd": Command,
     "cmd/result": CommandResult,
     "claim": Claim,
+    "ack": Ack,
 }
 
 
