@@ -1,11 +1,12 @@
 """One reader thread per serial port: open with backoff, read chunks, feed a driver.
 
 The thread opens the port through `serial.serial_for_url`, so a device path, a stable
-/dev/serial/by-id name, a pty or a `socket://` / `loop://` URL all work. It reads
-whatever the port holds (up to 4 KiB per call, with a short timeout), never a byte at
-a time. When the port vanishes (unplugged) the reader closes it, marks the source
-unavailable with the reason, and reopens it with exponential backoff; readings resume
-without restarting anything.
+/dev/serial/by-id name, a pty or a `socket://` / `loop://` URL all work. It sleeps in
+the kernel until bytes arrive (at most READ_TIMEOUT_S, so polls stay on time), then
+takes everything the port holds in one read: never a byte at a time in a loop, and no
+busy wake-ups while a sensor is quiet. When the port vanishes (unplugged) the reader
+closes it, marks the source unavailable with the reason, and reopens it with
+exponential backoff; readings resume without restarting anything.
 """
 
 import contextlib
@@ -20,7 +21,7 @@ from firmware_bridge.framing import Counters
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096
-READ_TIMEOUT_S = 0.05
+READ_TIMEOUT_S = 0.25
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 10.0
 
@@ -133,8 +134,16 @@ class PortReader:
     def _serve(self, port: Any) -> None:
         self.driver.on_open(port, time.monotonic())
         while not self._stop.is_set():
-            # All that is waiting, or block up to READ_TIMEOUT_S for the next chunk.
-            data = port.read(min(port.in_waiting, READ_CHUNK) or READ_CHUNK)
+            waiting = port.in_waiting
+            if waiting:
+                data = port.read(min(waiting, READ_CHUNK))
+            else:
+                # Block until the first byte (or the timeout), then take the rest of
+                # the burst in one read.
+                data = port.read(1)
+                more = port.in_waiting if data else 0
+                if more:
+                    data += port.read(min(more, READ_CHUNK))
             now = time.monotonic()
             if data:
                 for values in self.driver.feed(data, port, now):
