@@ -19,6 +19,7 @@ RTU frames are delimited by silence: a gap of 3.5 character times (a character i
 
 import struct
 import sys
+from dataclasses import dataclass
 from typing import Dict, List, Literal, Sequence, Tuple
 
 import crcmod.predefined
@@ -104,6 +105,40 @@ def encode_value(value: float, reg: Register) -> List[int]:
     number = raw if reg.type == "float32" else round(raw)
     words = list(struct.unpack(f">{reg.count}H", struct.pack(fmt[reg.type], number)))
     return words if reg.word_order == "big" else list(reversed(words))
+
+
+@dataclass(frozen=True)
+class ReadBlock:
+    """One request: `count` registers from `start` of one slave and function."""
+
+    address: int
+    function: str
+    start: int
+    count: int
+    registers: Tuple[Register, ...]
+
+    def values(self, words: Sequence[int]) -> Dict[str, float]:
+        return {r.name: decode_value(words[r.number - self.start :
+                                           r.number - self.start + r.count], r)
+                for r in self.registers}
+
+
+def plan_reads(regmap: RegisterMap, max_count: int = 125) -> List[ReadBlock]:
+    """Group registers into as few requests as possible: contiguous or overlapping
+    registers of one slave and function share a request (at most 125 words)."""
+    keyed = sorted(regmap.registers, key=lambda r: (r.address, r.function, r.number))
+    blocks: List[ReadBlock] = []
+    for reg in keyed:
+        last = blocks[-1] if blocks else None
+        if (last is not None and (last.address, last.function) == (reg.address, reg.function)
+                and reg.number <= last.start + last.count
+                and reg.number + reg.count - last.start <= max_count):
+            end = max(last.start + last.count, reg.number + reg.count)
+            blocks[-1] = ReadBlock(last.address, last.function, last.start, end - last.start,
+                                   (*last.registers, reg))
+        else:
+            blocks.append(ReadBlock(reg.address, reg.function, reg.number, reg.count, (reg,)))
+    return blocks
 
 
 _crc_modbus = crcmod.predefined.mkPredefinedCrcFun("modbus")

@@ -37,7 +37,13 @@ from agent.collectors.base import Accumulator
 from agent.collectors.serial_sensors import _SerialConfig
 from agent.errors import CollectorError
 from firmware_bridge.errors import RegisterMapError
-from firmware_bridge.modbus_map import Register, RegisterMap, decode_value, parse_register_map
+from firmware_bridge.modbus_map import (
+    ReadBlock,
+    Register,
+    RegisterMap,
+    parse_register_map,
+    plan_reads,
+)
 
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 10.0
@@ -72,11 +78,12 @@ class ModbusConfig(_SerialConfig):
             raise CollectorError(str(exc)) from exc
 
 
-def _read(client: Any, reg: Register) -> Any:
-    fn = client.read_holding_registers if reg.function == "holding" else client.read_input_registers
+def _read(client: Any, block: ReadBlock) -> Any:
+    fn = (client.read_holding_registers if block.function == "holding"
+          else client.read_input_registers)
     # pymodbus 3.10+ names the unit `device_id`; older ones (on Python 3.9) `slave`.
     unit_kw = "device_id" if "device_id" in inspect.signature(fn).parameters else "slave"
-    return fn(reg.number, count=reg.count, **{unit_kw: reg.address})
+    return fn(block.start, count=block.count, **{unit_kw: block.address})
 
 
 class ModbusPoller:
@@ -85,6 +92,7 @@ class ModbusPoller:
     def __init__(self, config: ModbusConfig, regmap: RegisterMap) -> None:
         self.config = config
         self.regmap = regmap
+        self.blocks = plan_reads(regmap)  # contiguous registers share one request
         self.lock = threading.Lock()
         self.connected = False
         self.reason: Optional[str] = "not opened yet"
@@ -123,20 +131,23 @@ class ModbusPoller:
         """
         values: Dict[str, float] = {}
         problem = None
-        for reg in self.regmap.registers:
+        answered = 0
+        for block in self.blocks:
             try:
-                reply = _read(client, reg)
+                reply = _read(client, block)
             except Exception as exc:  # pymodbus raises several types for a dead line
-                reply, problem = None, f"{reg.name}: {exc}"
+                reply, problem = None, f"{block.registers[0].name}: {exc}"
             if reply is None or reply.isError():
                 with self.lock:
                     self.request_errors += 1
-                problem = problem or f"slave {reg.address} did not answer register {reg.number}"
+                problem = problem or (f"slave {block.address} did not answer "
+                                      f"{block.function} register {block.start}")
                 continue
-            values[reg.name] = decode_value(reply.registers[: reg.count], reg)
+            values.update(block.values(reply.registers[: block.count]))
+            answered += 1
         now = time.monotonic()
         with self.lock:
-            self.frames_ok += len(values)
+            self.frames_ok += answered
             self.last_problem = problem
             if problem is None:
                 self.values, self.last_reading_at = values, now

@@ -10,6 +10,7 @@ from firmware_bridge.modbus_map import (
     decode_value,
     encode_value,
     parse_register_map,
+    plan_reads,
     rtu_frame,
     rtu_valid,
     silence_s,
@@ -129,3 +130,39 @@ def test_frame_cut_by_a_long_pause_is_dropped():
     frame = rtu_frame(bytes.fromhex("01 03 00 00 00 01"))
     good, bad = split_by_silence([(0.0, frame[:3]), (0.5, frame[3:])], 9600)
     assert (good, bad) == ([], 2)
+
+
+def test_plan_reads_groups_contiguous_registers():
+    regmap = parse_register_map("""
+[[registers]]
+name = "a"
+register = 0
+[[registers]]
+name = "c"
+register = 2
+type = "float32"
+[[registers]]
+name = "b"
+register = 1
+[[registers]]
+name = "far"
+register = 10
+[[registers]]
+name = "other_slave"
+address = 2
+register = 3
+[[registers]]
+name = "input"
+function = "input"
+register = 0
+""")
+    blocks = [(b.address, b.function, b.start, b.count, [r.name for r in b.registers])
+              for b in plan_reads(regmap)]
+    assert blocks == [
+        (1, "holding", 0, 4, ["a", "b", "c"]),
+        (1, "holding", 10, 1, ["far"]),
+        (1, "input", 0, 1, ["input"]),
+        (2, "holding", 3, 1, ["other_slave"]),
+    ]
+    words = [123, 0xFFFF, 0x4110, 0x0000]
+    assert plan_reads(regmap)[0].values(words) == {"a": 123.0, "b": 65535.0, "c": 9.0}
