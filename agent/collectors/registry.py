@@ -10,16 +10,27 @@ from pydantic import Field
 
 from agent.collectors.base import Collector
 from agent.collectors.health import HealthCollector, HealthConfig
+from agent.collectors.modbus import ModbusCollector, ModbusConfig
+from agent.collectors.serial_sensors import (
+    BridgeConfig,
+    Pms5003Config,
+    Sds011Config,
+    SerialSensorCollector,
+)
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
 
 CollectorConfig = Annotated[
-    Union[HealthConfig, SyntheticConfig],
+    Union[HealthConfig, SyntheticConfig, Pms5003Config, Sds011Config, ModbusConfig, BridgeConfig],
     Field(discriminator="type"),
 ]
 
 FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "health": HealthCollector,
     "synthetic": SyntheticCollector,
+    "pms5003": SerialSensorCollector,
+    "sds011": SerialSensorCollector,
+    "modbus": ModbusCollector,
+    "bridge": SerialSensorCollector,
 }
 
 
