@@ -8,7 +8,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from agent.shaper.errors import MissingFeature, NoSuchInterface, NotPermitted, ShaperError, classify
-from agent.shaper.plan import ROOT_MINOR, Command, DeviceState, Plan, Tier, ifb_name, plan, teardown, with_netns
+from agent.shaper.plan import (
+    ROOT_MINOR,
+    Command,
+    DeviceState,
+    Plan,
+    Tier,
+    ifb_name,
+    plan,
+    teardown,
+    with_netns,
+)
 from agent.shaper.readback import compare, device_state, parse_classes
 
 CAP_NET_ADMIN = 12
@@ -26,7 +36,9 @@ Runner = Callable[[Command], Result]
 
 def run_command(cmd: Command, timeout: float = 10.0) -> Result:
     try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
+        )
     except FileNotFoundError as exc:
         raise MissingFeature(f"{cmd[0]} not found: install iproute2") from exc
     except subprocess.TimeoutExpired as exc:

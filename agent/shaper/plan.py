@@ -137,13 +137,16 @@ def allocate(clients: List[str], current: Dict[str, int]) -> Dict[str, int]:
         while nxt in used:
             nxt += 1
         if nxt > LAST_CLIENT_MINOR:
-            raise ShaperError(f"too many clients for per-client caps (at most {LAST_CLIENT_MINOR - FIRST_CLIENT_MINOR + 1})")
+            most = LAST_CLIENT_MINOR - FIRST_CLIENT_MINOR + 1
+            raise ShaperError(f"too many clients for per-client caps (at most {most})")
         out[addr] = nxt
         used.add(nxt)
     return out
 
 
-def class_tree(total_mbps: float, cap_mbps: Optional[float], minors: Dict[str, int]) -> Dict[int, ClassSpec]:
+def class_tree(
+    total_mbps: float, cap_mbps: Optional[float], minors: Dict[str, int]
+) -> Dict[int, ClassSpec]:
     total = kbit(total_mbps)
     n = len(minors) if cap_mbps is not None else 0
     share = max(MIN_RATE_KBIT, total // (n + 1))
@@ -176,13 +179,9 @@ def _filter_handle(addr: str, minor: int) -> str:
     return f"{HASH_TABLE:x}:{bucket:x}:{minor:x}"
 
 
-def _filter_base(dev: str) -> Command:
-    return ("tc", "filter", "{verb}", "dev", dev, "parent", "1:", "protocol", "ip",
-            "prio", str(FILTER_PRIO))  # fmt: skip
-
-
-def _verb(base: Command, verb: str) -> Command:
-    return tuple(verb if part == "{verb}" else part for part in base)
+def _filter(verb: str, dev: str, *rest: str) -> Command:
+    return ("tc", "filter", verb, "dev", dev, "parent", "1:", "protocol", "ip",
+            "prio", str(FILTER_PRIO), *rest)  # fmt: skip
 
 
 def _device_commands(
@@ -190,7 +189,6 @@ def _device_commands(
     offset: int, direction: str,
 ) -> List[Command]:  # fmt: skip
     cmds: List[Command] = []
-    base = _filter_base(dev)
     fresh = not state.ours
     if fresh and state.root_htb1:
         cmds.append(("tc", "qdisc", "del", "dev", dev, "root"))
@@ -208,15 +206,15 @@ def _device_commands(
         elif current_classes[minor] != spec:
             cmds.append(_class_cmd("change", dev, spec))
     if clients and (fresh or not state.hash_table):
-        cmds.append(_verb(base, "add") + ("handle", f"{HASH_TABLE:x}:", "u32", "divisor", "256"))
-        cmds.append(_verb(base, "add") + (
-            "u32", "ht", "800::", "match", "ip", direction, "0.0.0.0/0",
+        cmds.append(_filter("add", dev, "handle", f"{HASH_TABLE:x}:", "u32", "divisor", "256"))
+        cmds.append(_filter(
+            "add", dev, "u32", "ht", "800::", "match", "ip", direction, "0.0.0.0/0",
             "hashkey", "mask", "0x000000ff", "at", str(offset), "link", f"{HASH_TABLE:x}:",
         ))  # fmt: skip
     # Departed clients: filter first, then its class.
     for addr, minor in sorted(current_clients.items()):
         if clients.get(addr) != minor:
-            cmds.append(_verb(base, "del") + ("handle", _filter_handle(addr, minor), "u32"))
+            cmds.append(_filter("del", dev, "handle", _filter_handle(addr, minor), "u32"))
     for minor in sorted(current_classes):
         if minor not in tree:
             cmds.append(("tc", "class", "del", "dev", dev, "classid", f"1:{_hex(minor)}"))
@@ -224,8 +222,9 @@ def _device_commands(
         if current_clients.get(addr) == minor:
             continue
         bucket = int(ipaddress.IPv4Address(addr)) & 0xFF
-        cmds.append(_verb(base, "add") + (
-            "handle", _filter_handle(addr, minor), "u32", "ht", f"{HASH_TABLE:x}:{bucket:x}:",
+        cmds.append(_filter(
+            "add", dev, "handle", _filter_handle(addr, minor),
+            "u32", "ht", f"{HASH_TABLE:x}:{bucket:x}:",
             "match", "ip", direction, f"{addr}/32", "flowid", f"1:{_hex(minor)}",
         ))  # fmt: skip
     return cmds

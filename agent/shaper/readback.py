@@ -49,7 +49,7 @@ def rate_kbit(text: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise ShaperError(f"cannot read tc rate {text!r}")
     bits = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    return int(round(bits)) // 1000
+    return round(bits) // 1000
 
 
 def _minor(handle: str) -> int:
