@@ -10,16 +10,22 @@ from pydantic import Field
 
 from agent.collectors.base import Collector
 from agent.collectors.health import HealthCollector, HealthConfig
+from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
+from agent.collectors.rtsp import RtspCollector, RtspConfig
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
+from agent.collectors.wan import WanCollector, WanConfig
 
 CollectorConfig = Annotated[
-    Union[HealthConfig, SyntheticConfig],
+    Union[HealthConfig, SyntheticConfig, PiThrottleConfig, WanConfig, RtspConfig],
     Field(discriminator="type"),
 ]
 
 FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "health": HealthCollector,
     "synthetic": SyntheticCollector,
+    "pi_throttle": PiThrottleCollector,
+    "wan": WanCollector,
+    "rtsp": RtspCollector,
 }
 
 
