@@ -22,8 +22,8 @@ from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.shaper import Shaper, Tier  # noqa: E402
-from tests.shaper.topology import Hotspot, finish  # noqa: E402
+from agent.shaper import Shaper, Tier
+from tests.shaper.topology import Hotspot, finish
 
 CLIENT = "10.42.0.17"
 PORT = 5201

@@ -131,9 +131,7 @@ def test_before_the_first_probe_every_camera_is_unavailable():
 
 @pytest.mark.slow
 def test_simpul_sim_rtsp_command_serves_options():
-    code = ("import sys, simulator.cli as c; c.COMMAND_MODULES = ['rtsp']; "
-            "sys.exit(c.main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "rtsp", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "rtsp", "--port", "0"],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         line = proc.stdout.readline()

@@ -96,8 +96,7 @@ def test_verify_finds_drift_and_apply_repairs_it(hotspot):
     assert not shaper.verify(tier, [C1]).verified
 
 
-CLI = [sys.executable, "-c",
-       "import sys, agent.cli as c; c.COMMAND_MODULES = ['tier']; sys.exit(c.main(sys.argv[1:]))"]
+CLI = [sys.executable, "-m", "agent.cli"]
 
 
 def _cli(*args, prefix=()):
