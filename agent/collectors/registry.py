@@ -13,10 +13,13 @@ from agent.collectors.health import HealthCollector, HealthConfig
 from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
 from agent.collectors.rtsp import RtspCollector, RtspConfig
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
+from agent.collectors.tier_usage import TierUsageCollector, TierUsageConfig
 from agent.collectors.wan import WanCollector, WanConfig
 
 CollectorConfig = Annotated[
-    Union[HealthConfig, SyntheticConfig, PiThrottleConfig, WanConfig, RtspConfig],
+    Union[
+        HealthConfig, SyntheticConfig, PiThrottleConfig, WanConfig, RtspConfig, TierUsageConfig
+    ],
     Field(discriminator="type"),
 ]
 
@@ -26,6 +29,7 @@ FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "pi_throttle": PiThrottleCollector,
     "wan": WanCollector,
     "rtsp": RtspCollector,
+    "tier_usage": TierUsageCollector,
 }
 
 
