@@ -1,11 +1,15 @@
 """The applier: read tc state, plan, run the plan, read back and verify."""
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from agent.shaper.errors import MissingFeature, NoSuchInterface, NotPermitted, ShaperError, classify
 from agent.shaper.plan import (
@@ -22,6 +26,8 @@ from agent.shaper.plan import (
 from agent.shaper.readback import compare, device_state, parse_classes
 
 CAP_NET_ADMIN = 12
+# Where the agent's unit keeps runtime files; the CLI run by hand sees the same place.
+LOCK_DIR = "/run/simpul"
 
 
 @dataclass(frozen=True)
@@ -151,14 +157,27 @@ class Shaper:
         down, up = self.read_state()
         return plan(self.interface, tier, clients, down, up)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One applier per interface at a time (the daemon and a technician's CLI)."""
+        base = LOCK_DIR if os.access(LOCK_DIR, os.W_OK) else tempfile.gettempdir()
+        name = f"shaper-{self.netns + '-' if self.netns else ''}{self.interface}.lock"
+        with open(os.path.join(base, name), "a", encoding="ascii") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def apply(self, tier: Tier, clients: Sequence[str] = ()) -> AppliedTier:
         """Shape to `tier`, then verify by read-back. Raises ShaperError when a command
         fails; returns verified=False (with problems) when the read-back differs."""
         self.check()
-        todo = self.plan(tier, clients)
-        for cmd in todo.commands:
-            self._run(cmd)
-        result = self.verify(tier, clients)
+        with self._locked():
+            todo = self.plan(tier, clients)
+            for cmd in todo.commands:
+                self._run(cmd)
+            result = self.verify(tier, clients)
         result.commands = todo.render(self.netns)
         return result
 

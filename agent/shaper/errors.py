@@ -65,7 +65,6 @@ def classify(cmd: Sequence[str], stderr: str, device: Optional[str] = None) -> S
         or "failed to load tc action" in low
         or ("action" in low and "unknown" in low)
         or "failed to find specified qdisc" in low
-        or "not supported" in low
     )
     if unknown:
         return MissingFeature(f"this kernel lacks {feature_of(cmd)} ({shown}: {text})")

@@ -7,6 +7,7 @@ the tier (1448 payload bytes per 1514-byte frame); the runs here measure 95.6 an
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -130,3 +131,25 @@ def test_cli_errors_are_one_plain_line(hotspot):
     assert denied.returncode == 1, denied.stdout
     assert denied.stderr.startswith("simpul-agent: not permitted to change traffic control")
     assert denied.stderr.count("\n") == 1
+
+
+def test_two_appliers_at_once_do_not_trip_over_each_other(hotspot):
+    # Both would add the IFB and the root qdisc; the per-interface lock serialises them.
+    results, errors = [], []
+
+    def apply(mbps):
+        try:
+            results.append(Shaper("hs0", netns=hotspot.box).apply(Tier(mbps, mbps, 5), [C1, C2]))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(m,)) for m in (100, 200, 300)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert all(r.verified for r in results)
+    last = results[-1]
+    assert Shaper("hs0", netns=hotspot.box).verify(Tier(last.down_mbps, last.up_mbps, 5),
+                                                   [C1, C2]).verified  # fmt: skip
