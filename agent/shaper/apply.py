@@ -4,12 +4,13 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from agent.shaper.errors import MissingFeature, NoSuchInterface, NotPermitted, ShaperError, classify
 from agent.shaper.plan import (
@@ -37,13 +38,13 @@ class Result:
     stderr: str
 
 
-Runner = Callable[[Command], Result]
+_BATCH_FAILED = re.compile(r"^Command failed -:(\d+)\s*$", re.MULTILINE)
 
 
-def run_command(cmd: Command, timeout: float = 10.0) -> Result:
+def run_command(cmd: Command, stdin: Optional[str] = None, timeout: float = 10.0) -> Result:
     try:
         proc = subprocess.run(
-            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
+            list(cmd), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
     except FileNotFoundError as exc:
         raise MissingFeature(f"{cmd[0]} not found: install iproute2") from exc
@@ -85,22 +86,52 @@ class AppliedTier:
 class Shaper:
     """Shapes one hotspot interface (and its IFB twin). See agent.shaper for the API."""
 
-    def __init__(self, interface: str, netns: Optional[str] = None,
-                 runner: Optional[Runner] = None) -> None:  # fmt: skip
+    def __init__(self, interface: str, netns: Optional[str] = None) -> None:
         if not interface or len(interface) > 15 or "/" in interface or " " in interface:
             raise ShaperError(f"{interface!r} is not an interface name")
         self.interface = interface
         self.ifb = ifb_name(interface)
         self.netns = netns
-        self._runner: Runner = runner or run_command
 
     # -- running commands -------------------------------------------------------------
 
     def _run(self, cmd: Command, check: bool = True) -> Result:
-        result = self._runner(with_netns(cmd, self.netns))
+        result = run_command(with_netns(cmd, self.netns))
         if check and result.returncode != 0:
             raise classify(cmd, result.stderr or result.stdout, self.interface)
         return result
+
+    def _run_all(self, commands: List[Command]) -> None:
+        """Run a plan: consecutive tc commands go through one `tc -batch -` process
+        (hundreds of per-client commands would otherwise cost a process each)."""
+        i = 0
+        while i < len(commands):
+            if commands[i][0] != "tc":
+                self._run(commands[i])
+                i += 1
+                continue
+            j = i
+            while j < len(commands) and commands[j][0] == "tc":
+                j += 1
+            self._run_batch(commands[i:j])
+            i = j
+
+    def _run_batch(self, batch: List[Command]) -> None:
+        if len(batch) == 1:
+            self._run(batch[0])
+            return
+        lines = "".join(" ".join(cmd[1:]) + "\n" for cmd in batch)
+        result = run_command(with_netns(("tc", "-batch", "-"), self.netns), stdin=lines,
+                             timeout=10.0 + len(batch) * 0.1)  # fmt: skip
+        if result.returncode == 0:
+            return
+        text = result.stderr or result.stdout
+        failed = _BATCH_FAILED.search(text)
+        if failed is None:
+            raise classify(("tc", "-batch"), text, self.interface)
+        number = int(failed.group(1))
+        # tc prints the failing command's error just before its "Command failed" line.
+        raise classify(batch[number - 1], text[: failed.start()], self.interface)
 
     def _show(self, *args: str) -> str:
         return self._run(("tc", *args)).stdout
@@ -111,7 +142,7 @@ class Shaper:
         """Raise a plain ShaperError when tc is missing, the interface is absent or we
         lack CAP_NET_ADMIN. Kernel features are found missing when their command fails."""
         for tool in ("tc", "ip"):
-            if shutil.which(tool) is None and self._runner is run_command:
+            if shutil.which(tool) is None:
                 raise MissingFeature(f"{tool} not found: install iproute2")
         if not self._exists(self.interface):
             raise NoSuchInterface(f"interface {self.interface} does not exist")
@@ -120,7 +151,7 @@ class Shaper:
                 status = fh.read()
         except OSError:  # pragma: no cover - /proc is always there on Linux
             return
-        if self._runner is run_command and not has_cap_net_admin(status):
+        if not has_cap_net_admin(status):
             raise NotPermitted(
                 "not permitted to change traffic control: run as root or give the agent "
                 "CAP_NET_ADMIN (the systemd unit does)"
@@ -175,8 +206,7 @@ class Shaper:
         self.check()
         with self._locked():
             todo = self.plan(tier, clients)
-            for cmd in todo.commands:
-                self._run(cmd)
+            self._run_all(todo.commands)
             result = self.verify(tier, clients)
         result.commands = todo.render(self.netns)
         return result

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from agent.shaper import Shaper, Tier
+from agent.shaper import Shaper, ShaperError, Tier
 from tests.shaper.topology import Hotspot, finish, interval_mbps, measure, received_mbps
 
 pytestmark = pytest.mark.slow
@@ -153,3 +153,23 @@ def test_two_appliers_at_once_do_not_trip_over_each_other(hotspot):
     last = results[-1]
     assert Shaper("hs0", netns=hotspot.box).verify(Tier(last.down_mbps, last.up_mbps, 5),
                                                    [C1, C2]).verified  # fmt: skip
+
+
+def test_a_failure_inside_a_tc_batch_names_its_own_command(hotspot):
+    shaper = Shaper("hs0", netns=hotspot.box)
+    batch = [
+        ("tc", "qdisc", "add", "dev", "hs0", "root", "handle", "1:", "htb", "default", "fffe"),
+        ("tc", "qdisc", "add", "dev", "hs0", "handle", "ffff:", "ingress", "cake"),
+        ("tc", "class", "add", "dev", "hs0", "parent", "1:", "classid", "1:1", "htb", "rate",
+         "1mbit"),
+    ]  # fmt: skip
+    with pytest.raises(ShaperError) as err:
+        shaper._run_batch(batch)
+    assert str(err.value).startswith("tc qdisc add dev hs0 handle ffff: ingress cake failed:")
+    assert "\n" not in str(err.value)
+    qdiscs = subprocess.run(["tc", "-n", hotspot.box, "qdisc", "show", "dev", "hs0"],
+                            capture_output=True, text=True, check=True).stdout
+    classes = subprocess.run(["tc", "-n", hotspot.box, "class", "show", "dev", "hs0"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "qdisc htb 1: root" in qdiscs  # the first ran
+    assert classes == ""  # the batch stopped at the failure
