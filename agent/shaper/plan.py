@@ -80,7 +80,8 @@ class DeviceState:
     root_htb1: bool = False  # root qdisc is htb 1: at all (replace would keep its classes)
     classes: Dict[int, ClassSpec] = field(default_factory=dict)
     clients: Dict[str, int] = field(default_factory=dict)  # address -> minor (filter flowid)
-    hash_table: bool = False
+    hash_table: bool = False  # u32 table 2: (256 buckets)
+    hash_link: bool = False  # the 800:: filter hashing the last octet into it
     ingress: bool = False  # ingress qdisc ffff:
     mirred_to: Optional[str] = None  # device the ingress filter redirects to
 
@@ -207,6 +208,7 @@ def _device_commands(
             cmds.append(_class_cmd("change", dev, spec))
     if clients and (fresh or not state.hash_table):
         cmds.append(_filter("add", dev, "handle", f"{HASH_TABLE:x}:", "u32", "divisor", "256"))
+    if clients and (fresh or not state.hash_link):
         cmds.append(_filter(
             "add", dev, "u32", "ht", "800::", "match", "ip", direction, "0.0.0.0/0",
             "hashkey", "mask", "0x000000ff", "at", str(offset), "link", f"{HASH_TABLE:x}:",

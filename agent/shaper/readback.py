@@ -123,10 +123,11 @@ def parse_qdiscs(text: str) -> Tuple[bool, bool, bool]:
     return ours, root_htb1, ingress
 
 
-def parse_client_filters(text: str) -> Tuple[bool, Dict[str, int]]:
-    """(hash table present, client address -> class minor) from the filters on 1:."""
+def parse_client_filters(text: str) -> Tuple[bool, bool, Dict[str, int]]:
+    """(hash table present, filter hashing into it present, client address -> class
+    minor) from the filters on 1:."""
     data = _load_json(text) or []
-    table = False
+    table = linked = False
     clients: Dict[str, int] = {}
     for f in data:
         if f.get("kind") != "u32" or f.get("pref") != FILTER_PRIO:
@@ -134,13 +135,15 @@ def parse_client_filters(text: str) -> Tuple[bool, Dict[str, int]]:
         opts = f.get("options") or {}
         if opts.get("fh") == f"{HASH_TABLE:x}:" and opts.get("ht_divisor") == 256:
             table = True
+        if opts.get("link") == f"{HASH_TABLE:x}:" and opts.get("hash_mask") == "ff":
+            linked = True
         if opts.get("key_ht") == f"{HASH_TABLE:x}" and "flowid" in opts:
             match = opts.get("match") or {}
             if str(match.get("mask")) != "ffffffff":
                 continue
             addr = str(ipaddress.IPv4Address(int(str(match["value"]), 16)))
             clients[addr] = _minor(str(opts["flowid"]))
-    return table, clients
+    return table, linked, clients
 
 
 def parse_mirred(text: str) -> Optional[str]:
@@ -158,14 +161,15 @@ def device_state(
     if not exists:
         return DeviceState(exists=False)
     ours, root_htb1, ingress = parse_qdiscs(qdiscs)
-    table, clients = parse_client_filters(filters)
+    table, linked, clients = parse_client_filters(filters)
     return DeviceState(
         exists=True,
         ours=ours,
         root_htb1=root_htb1,
         classes={m: c.spec for m, c in parse_classes(classes).items()} if ours else {},
         clients=clients if ours else {},
-        hash_table=table if ours else False,
+        hash_table=table and ours,
+        hash_link=linked and ours,
         ingress=ingress,
         mirred_to=parse_mirred(ingress_filters) if ingress else None,
     )
@@ -203,6 +207,8 @@ def compare(plan: Plan, down: DeviceState, up: DeviceState) -> List[str]:
             problems.append(f"{label}: root qdisc is not htb 1: default {DEFAULT_MINOR:x}")
             continue
         problems += _diff_classes(label, tree, state.classes)
+        if plan.clients and not (state.hash_table and state.hash_link):
+            problems.append(f"{label}: per-client hash table or its link filter missing")
         if state.clients != plan.clients:
             problems.append(
                 f"{label}: per-client filters {sorted(state.clients.items())} "

@@ -64,7 +64,8 @@ def test_per_client_cap_above_tier_is_clamped_to_the_tier():
 
 def _shaped(p, dev_tree, clients, ingress=True, mirred="ifb-wlan0"):
     return DeviceState(exists=True, ours=True, root_htb1=True, classes=dict(dev_tree),
-                       clients=dict(clients), hash_table=bool(clients), ingress=ingress,
+                       clients=dict(clients), hash_table=bool(clients), hash_link=bool(clients),
+                       ingress=ingress,
                        mirred_to=mirred)  # fmt: skip
 
 

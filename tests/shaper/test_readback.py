@@ -1,5 +1,6 @@
 """Read-back parsing against real tc output (iproute2 6.1) and the plan comparison."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,8 @@ def test_qdiscs_filters_and_redirect():
     assert parse_qdiscs('[{"kind":"noqueue","handle":"0:","root":true,"options":{}}]') \
         == (False, False, False)
     assert parse_client_filters(_read("filter_hs0.json")) == (
-        True, {"10.42.0.17": 0x10, "10.42.0.23": 0x11})
-    assert parse_client_filters(_read("filter_ifb.json"))[1] == {
+        True, True, {"10.42.0.17": 0x10, "10.42.0.23": 0x11})
+    assert parse_client_filters(_read("filter_ifb.json"))[2] == {
         "10.42.0.17": 0x10, "10.42.0.23": 0x11}
     assert parse_mirred(_read("ingress_hs0.json")) == "ifb-hs0"
     assert parse_mirred("") is None
@@ -125,3 +126,20 @@ def test_missing_ifb_and_redirect_are_reported():
     problems = compare(plan("hs0", TIER, CLIENTS, bare, absent), bare, absent)
     assert "hs0: root qdisc is not htb 1: default fffe" in problems
     assert "hs0: no ingress qdisc" in problems
+
+
+def test_missing_link_filter_is_reported():
+    # Without the 800:: filter that hashes into table 2:, no client filter is reached.
+    filters = [f for f in json.loads(_read("filter_hs0.json"))
+               if (f.get("options") or {}).get("link") != "2:"]  # fmt: skip
+    down = device_state(_read("qdisc_hs0.json"), _read("class_hs0.txt"), json.dumps(filters),
+                        _read("ingress_hs0.json"))  # fmt: skip
+    _, up = _states()
+    problems = compare(plan("hs0", TIER, CLIENTS, down, up), down, up)
+    assert problems == ["hs0: per-client hash table or its link filter missing"]
+    # ...and the plan puts the table and the link back.
+    lines = [x for x in plan("hs0", TIER, CLIENTS, down, up).render() if x.startswith("tc")]
+    assert lines == [
+        "tc filter add dev hs0 parent 1: protocol ip prio 5 u32 ht 800:: match ip dst "
+        "0.0.0.0/0 hashkey mask 0x000000ff at 16 link 2:"
+    ]
