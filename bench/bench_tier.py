@@ -57,6 +57,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=3)
     args = ap.parse_args()
+    with open("/proc/loadavg", encoding="ascii") as fh:
+        print(f"load average at start: {fh.read().split()[0]}")
     hs = Hotspot([17])
     rows: List[str] = []
     try:
@@ -103,7 +105,9 @@ def main() -> int:
           "iperf3 CPU % |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print(f"\nideal TCP goodput ratio through an L2 shaper: {IDEAL:.3f}")
+    print(f"\nunshaped veth download: median {raw['median']:.0f} Mbit/s (n=3, iperf3 CPU "
+          f"{raw['cpu']:.0f} %)")
+    print(f"ideal TCP goodput ratio through an L2 shaper: {IDEAL:.3f}")
     print(f"tier change 100<->300 incl. read-back verify: median {statistics.median(changes):.0f} "
           f"ms (n={len(changes)})")
     print(f"fresh apply with 50 per-client caps incl. verify: median "
