@@ -12,7 +12,9 @@ import itertools
 import json
 import os
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 _counter = itertools.count()
@@ -105,6 +107,9 @@ class Hotspot:
                 proc.wait()
         for ns in reversed(self._namespaces):
             sh("ip", "netns", "del", ns, check=False)
+        # The shaper's per-interface lock files for this box.
+        for lock in Path(tempfile.gettempdir()).glob(f"shaper-{self.box}-*.lock"):
+            lock.unlink(missing_ok=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> Dict[str, Any]:
