@@ -193,12 +193,17 @@ class Shaper:
         """One applier per interface at a time (the daemon and a technician's CLI)."""
         base = LOCK_DIR if os.access(LOCK_DIR, os.W_OK) else tempfile.gettempdir()
         name = f"shaper-{self.netns + '-' if self.netns else ''}{self.interface}.lock"
-        with open(os.path.join(base, name), "a", encoding="ascii") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        # Read-only is enough for flock, and lets the unprivileged daemon lock a file
+        # that a technician's root CLI created (and the other way round).
+        try:
+            fd = os.open(os.path.join(base, name), os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ShaperError(f"cannot open the shaper lock in {base}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def apply(self, tier: Tier, clients: Sequence[str] = ()) -> AppliedTier:
         """Shape to `tier`, then verify by read-back. Raises ShaperError when a command
