@@ -17,10 +17,17 @@ from agent.collectors.serial_sensors import (
     Sds011Config,
     SerialSensorCollector,
 )
+from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
+from agent.collectors.rtsp import RtspCollector, RtspConfig
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
+from agent.collectors.tier_usage import TierUsageCollector, TierUsageConfig
+from agent.collectors.wan import WanCollector, WanConfig
 
 CollectorConfig = Annotated[
-    Union[HealthConfig, SyntheticConfig, Pms5003Config, Sds011Config, ModbusConfig, BridgeConfig],
+    Union[
+        HealthConfig, SyntheticConfig, Pms5003Config, Sds011Config, ModbusConfig, BridgeConfig,
+        PiThrottleConfig, WanConfig, RtspConfig, TierUsageConfig,
+    ],
     Field(discriminator="type"),
 ]
 
@@ -31,6 +38,10 @@ FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "sds011": SerialSensorCollector,
     "modbus": ModbusCollector,
     "bridge": SerialSensorCollector,
+    "pi_throttle": PiThrottleCollector,
+    "wan": WanCollector,
+    "rtsp": RtspCollector,
+    "tier_usage": TierUsageCollector,
 }
 
 
