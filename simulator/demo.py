@@ -50,7 +50,7 @@ def main() -> int:
     children: List[subprocess.Popen] = []  # type: ignore[type-arg]
 
     def spawn(*args: str, log: str) -> subprocess.Popen:  # type: ignore[type-arg]
-        out = open(base / log, "ab")  # noqa: SIM115 - lives as long as the child
+        out = open(base / log, "ab")
         child = subprocess.Popen([py, "-m", *args], stdout=out, stderr=subprocess.STDOUT)
         children.append(child)
         return child

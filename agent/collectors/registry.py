@@ -11,14 +11,14 @@ from pydantic import Field
 from agent.collectors.base import Collector
 from agent.collectors.health import HealthCollector, HealthConfig
 from agent.collectors.modbus import ModbusCollector, ModbusConfig
+from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
+from agent.collectors.rtsp import RtspCollector, RtspConfig
 from agent.collectors.serial_sensors import (
     BridgeConfig,
     Pms5003Config,
     Sds011Config,
     SerialSensorCollector,
 )
-from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
-from agent.collectors.rtsp import RtspCollector, RtspConfig
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
 from agent.collectors.tier_usage import TierUsageCollector, TierUsageConfig
 from agent.collectors.wan import WanCollector, WanConfig
