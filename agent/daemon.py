@@ -39,7 +39,10 @@ class Agent:
             return
         interval = sdnotify.watchdog_interval()
         if interval:
-            self.box.reactor.call_every(interval / 2, lambda: sdnotify.notify("WATCHDOG=1"))
+            def pet() -> None:
+                sdnotify.notify("WATCHDOG=1")
+
+            self.box.reactor.call_every(interval / 2, pet)
 
     def stop(self) -> None:
         self.box.stop()

@@ -81,7 +81,7 @@ Press Ctrl-C to stop.
         while all(child.poll() is None for child in children):
             time.sleep(1)
         failed = next(c for c in children if c.poll() is not None)
-        print(f"simpul demo: a part stopped unexpectedly ({' '.join(map(str, failed.args[2:4]))}); "
+        print(f"simpul demo: a part stopped unexpectedly (pid {failed.pid}); "
               f"see the logs in {base}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
