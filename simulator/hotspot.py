@@ -16,7 +16,7 @@ files for the benchmark take seconds. The truth is computed from the frames emit
 """
 
 import random
-from typing import Dict, List, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 from agent.clients.mac import format_mac, is_locally_administered
 
@@ -94,22 +94,43 @@ class Population:
             return bytes(frame)
 
         return {
-            "discover": bootp(1, mac, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", "discover"),
+            "discover": bootp(
+                1, mac, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", "discover"
+            ),
             "offer": bootp(2, gw, mac, GATEWAY_IP, ip, "offer"),
             "request": bootp(1, mac, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", "request"),
             "ack": bootp(2, gw, mac, GATEWAY_IP, ip, "ack"),
-            "arp": bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
-                         / ARP(op=1, hwsrc=mac, psrc=ip, pdst=GATEWAY_IP)),
-            "arp_reply": bytes(Ether(src=gw, dst=mac)
-                               / ARP(op=2, hwsrc=gw, psrc=GATEWAY_IP, hwdst=mac, pdst=ip)),
-            "tcp": bytes(Ether(src=mac, dst=gw) / IP(src=ip, dst="93.184.216.34")
-                         / TCP(sport=40000, dport=443, flags="A") / (b"x" * 1200)),
-            "tcp_down": bytes(Ether(src=gw, dst=mac) / IP(src="93.184.216.34", dst=ip)
-                              / TCP(sport=443, dport=40000, flags="A") / (b"y" * 1400)),
-            "dns": bytes(Ether(src=mac, dst=gw) / IP(src=ip, dst=GATEWAY_IP)
-                         / UDP(sport=5353, dport=53) / (b"\x00" * 40)),
-            "ipv6": bytes(Ether(src=mac, dst="33:33:00:00:00:fb") / IPv6(src="fe80::1", dst="ff02::fb")
-                          / UDP(sport=5353, dport=5353) / (b"\x00" * 60)),
+            "arp": bytes(
+                Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+                / ARP(op=1, hwsrc=mac, psrc=ip, pdst=GATEWAY_IP)
+            ),
+            "arp_reply": bytes(
+                Ether(src=gw, dst=mac) / ARP(op=2, hwsrc=gw, psrc=GATEWAY_IP, hwdst=mac, pdst=ip)
+            ),
+            "tcp": bytes(
+                Ether(src=mac, dst=gw)
+                / IP(src=ip, dst="93.184.216.34")
+                / TCP(sport=40000, dport=443, flags="A")
+                / (b"x" * 1200)
+            ),
+            "tcp_down": bytes(
+                Ether(src=gw, dst=mac)
+                / IP(src="93.184.216.34", dst=ip)
+                / TCP(sport=443, dport=40000, flags="A")
+                / (b"y" * 1400)
+            ),
+            "dns": bytes(
+                Ether(src=mac, dst=gw)
+                / IP(src=ip, dst=GATEWAY_IP)
+                / UDP(sport=5353, dport=53)
+                / (b"\x00" * 40)
+            ),
+            "ipv6": bytes(
+                Ether(src=mac, dst="33:33:00:00:00:fb")
+                / IPv6(src="fe80::1", dst="ff02::fb")
+                / UDP(sport=5353, dport=5353)
+                / (b"\x00" * 60)
+            ),
         }
 
     def _emit_lan(self, t: float, data: bytes, counted: bool, mac: bytes) -> None:
@@ -157,9 +178,18 @@ class Population:
         cache: Dict[Tuple[bytes, int, bool], bytes] = {}
 
         def radiotap(tsft: bool, bad: bool = False) -> RadioTap:
-            present = "TSFT+Flags+Rate+Channel+dBm_AntSignal" if tsft else "Flags+Rate+Channel+dBm_AntSignal"
-            fields = {"Flags": "badFCS" if bad else 0, "Rate": 2, "ChannelFrequency": 2437,
-                      "ChannelFlags": "CCK+2GHz", "dBm_AntSignal": -60}
+            present = (
+                "TSFT+Flags+Rate+Channel+dBm_AntSignal"
+                if tsft
+                else "Flags+Rate+Channel+dBm_AntSignal"
+            )
+            fields: Dict[str, Any] = {
+                "Flags": "badFCS" if bad else 0,
+                "Rate": 2,
+                "ChannelFrequency": 2437,
+                "ChannelFlags": "CCK+2GHz",
+                "dBm_AntSignal": -60,
+            }
             if tsft:
                 fields["mac_timestamp"] = 1234567
             return RadioTap(present=present, **fields)
@@ -167,12 +197,20 @@ class Population:
         def probe(mac: bytes, channel: int, tsft: bool, bad: bool = False) -> bytes:
             key = (mac, channel, tsft)
             if key not in cache or bad:
-                frame = (radiotap(tsft, bad)
-                         / Dot11(type=0, subtype=4, addr1="ff:ff:ff:ff:ff:ff",
-                                 addr2=format_mac(mac), addr3="ff:ff:ff:ff:ff:ff")
-                         / Dot11ProbeReq() / Dot11Elt(ID="SSID", info=b"")
-                         / Dot11Elt(ID="Rates", info=b"\x02\x04\x0b\x16")
-                         / Dot11Elt(ID="DSset", info=bytes([channel])))
+                frame = (
+                    radiotap(tsft, bad)
+                    / Dot11(
+                        type=0,
+                        subtype=4,
+                        addr1="ff:ff:ff:ff:ff:ff",
+                        addr2=format_mac(mac),
+                        addr3="ff:ff:ff:ff:ff:ff",
+                    )
+                    / Dot11ProbeReq()
+                    / Dot11Elt(ID="SSID", info=b"")
+                    / Dot11Elt(ID="Rates", info=b"\x02\x04\x0b\x16")
+                    / Dot11Elt(ID="DSset", info=bytes([channel]))
+                )
                 if bad:
                     return bytes(frame)
                 cache[key] = bytes(frame)
@@ -200,14 +238,31 @@ class Population:
                 emit_probe_burst(t, mac)
                 t += rng.uniform(10, 40)
         # noise: beacons every 102.4 ms would be huge; one every second is enough here
-        beacon = bytes(radiotap(True) / Dot11(type=0, subtype=8, addr1="ff:ff:ff:ff:ff:ff",
-                                            addr2=bssid, addr3=bssid)
-                       / Dot11Beacon() / Dot11Elt(ID="SSID", info=SSID.encode()))
-        response = bytes(radiotap(False) / Dot11(type=0, subtype=5, addr1=format_mac(self.universal[0] if self.universal else self.gateway),
-                                              addr2=bssid, addr3=bssid)
-                         / Dot11ProbeResp() / Dot11Elt(ID="SSID", info=SSID.encode()))
-        data = bytes(radiotap(False) / Dot11(type=2, subtype=0, FCfield=1, addr1=bssid,
-                                          addr2="02:99:00:00:00:01", addr3=bssid) / (b"z" * 500))
+        beacon = bytes(
+            radiotap(True)
+            / Dot11(type=0, subtype=8, addr1="ff:ff:ff:ff:ff:ff", addr2=bssid, addr3=bssid)
+            / Dot11Beacon()
+            / Dot11Elt(ID="SSID", info=SSID.encode())
+        )
+        response = bytes(
+            radiotap(False)
+            / Dot11(
+                type=0,
+                subtype=5,
+                addr1=format_mac(self.universal[0] if self.universal else self.gateway),
+                addr2=bssid,
+                addr3=bssid,
+            )
+            / Dot11ProbeResp()
+            / Dot11Elt(ID="SSID", info=SSID.encode())
+        )
+        data = bytes(
+            radiotap(False)
+            / Dot11(
+                type=2, subtype=0, FCfield=1, addr1=bssid, addr2="02:99:00:00:00:01", addr3=bssid
+            )
+            / (b"z" * 500)
+        )
         ack = bytes(radiotap(False) / Dot11(type=1, subtype=13, addr1=bssid))
         stray = _mac(rng, False)
         t = 0.0
@@ -226,8 +281,10 @@ class Population:
 
     def truth(self) -> Dict[str, object]:
         # Windows end at each file's last frame, as the counter's do.
-        ends = {"connected": self.lan[-1][0] if self.lan else 0.0,
-                "nearby": self.air[-1][0] if self.air else 0.0}
+        ends = {
+            "connected": self.lan[-1][0] if self.lan else 0.0,
+            "nearby": self.air[-1][0] if self.air else 0.0,
+        }
         out: Dict[str, object] = {}
         for kind, seen in self.seen.items():
             end = ends[kind]
@@ -236,7 +293,9 @@ class Population:
             for label, w in WINDOWS.items():
                 inside: Set[bytes] = {m for m, ts in seen.items() if ts >= end - w}
                 out[f"{kind}_{label}"] = len(inside)
-                out[f"{kind}_randomized_{label}"] = sum(1 for m in inside if is_locally_administered(m))
+                out[f"{kind}_randomized_{label}"] = sum(
+                    1 for m in inside if is_locally_administered(m)
+                )
         out["state_connected"] = len(self.present_at_end())
         out["lan_frames"] = len(self.lan)
         out["air_frames"] = len(self.air)

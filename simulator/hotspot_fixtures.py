@@ -113,5 +113,7 @@ def proc_net_arp(clients: List[Client], dev: str = "br-hotspot") -> str:
         f"{c['ip']:<16} 0x1         0x2         {format_mac(c['mac'])}     *        {dev}\n"  # type: ignore[arg-type]
         for c in clients
     ]
-    rows.append(f"{'10.42.0.250':<16} 0x1         0x0         00:00:00:00:00:00     *        {dev}\n")
+    rows.append(
+        f"{'10.42.0.250':<16} 0x1         0x0         00:00:00:00:00:00     *        {dev}\n"
+    )
     return head + "".join(rows)

@@ -1,10 +1,10 @@
 """The client counter's exceptions, under the agent's tree.
 
-    AgentError
-    └── CollectorError
-        └── ClientsError          a client source cannot be read
-            ├── ParseError        state-tool text that is not in the expected format
-            └── CaptureError      a capture file or live interface that cannot be read
+AgentError
+└── CollectorError
+    └── ClientsError          a client source cannot be read
+        ├── ParseError        state-tool text that is not in the expected format
+        └── CaptureError      a capture file or live interface that cannot be read
 """
 
 from agent.errors import CollectorError

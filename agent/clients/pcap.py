@@ -16,13 +16,14 @@ Everything else is one or two byte compares and a `return None`. A corrupt or cu
 file raises CaptureError naming the frame and byte offset.
 """
 
+import mmap
 import struct
-from typing import Iterator, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 from agent.clients.counter import CONNECTED, INFRA, NEARBY
 from agent.clients.errors import CaptureError
 
-Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]  # noqa: F821
+Buffer = Union[bytes, bytearray, memoryview, mmap.mmap]
 Frame = Tuple[float, int, int, int]  # (ts, linktype, offset, captured length)
 
 DLT_EN10MB = 1
@@ -89,7 +90,7 @@ def _tsresol(options: bytes, order: str) -> float:
             break
         if code == 9 and length >= 1:
             value = options[at + 4]
-            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
         at += 4 + ((length + 3) & ~3)
     return 1e-6
 
@@ -99,7 +100,7 @@ def _pcapng_frames(buf: Buffer) -> Iterator[Frame]:
     off = 0
     number = 0
     head = trail = epb = struct.Struct("<II")
-    interfaces: list = []  # (linktype, snaplen, unit) per interface id in this section
+    interfaces: List[Tuple[int, int, float]] = []  # (linktype, snaplen, unit) per interface id in this section
     while off < size:
         if off + 12 > size:
             raise CaptureError(f"pcapng cut short in a block header at byte {off}")

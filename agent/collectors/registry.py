@@ -9,17 +9,52 @@ from typing import Annotated, Any, Callable, Dict, Union
 from pydantic import Field
 
 from agent.collectors.base import Collector
+from agent.collectors.clients import (
+    DnsmasqCollector,
+    DnsmasqConfig,
+    HostapdCollector,
+    HostapdConfig,
+    IwCollector,
+    IwConfig,
+    NeighCollector,
+    NeighConfig,
+)
+from agent.collectors.clients_capture import (
+    ArpScanCollector,
+    ArpScanConfig,
+    CaptureCollector,
+    CaptureConfig,
+    ProbesCollector,
+    ProbesConfig,
+)
 from agent.collectors.health import HealthCollector, HealthConfig
 from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
 
 CollectorConfig = Annotated[
-    Union[HealthConfig, SyntheticConfig],
+    Union[
+        HealthConfig,
+        SyntheticConfig,
+        HostapdConfig,
+        IwConfig,
+        DnsmasqConfig,
+        NeighConfig,
+        CaptureConfig,
+        ProbesConfig,
+        ArpScanConfig,
+    ],
     Field(discriminator="type"),
 ]
 
 FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "health": HealthCollector,
     "synthetic": SyntheticCollector,
+    "clients_hostapd": HostapdCollector,
+    "clients_iw": IwCollector,
+    "clients_dnsmasq": DnsmasqCollector,
+    "clients_neigh": NeighCollector,
+    "clients_capture": CaptureCollector,
+    "clients_probes": ProbesCollector,
+    "clients_arpscan": ArpScanCollector,
 }
 
 

@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     (out / "proc_net_arp.txt").write_text(proc_net_arp(present))
     truth = pop.truth()
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-    print(f"wrote {out}: {truth['lan_frames']} LAN frames, {truth['air_frames']} air frames; "
-          f"truth connected={truth['connected']} nearby={truth['nearby']} "
-          f"nearby_randomized={truth['nearby_randomized']}")
+    print(
+        f"wrote {out}: {truth['lan_frames']} LAN frames, {truth['air_frames']} air frames; "
+        f"truth connected={truth['connected']} nearby={truth['nearby']} "
+        f"nearby_randomized={truth['nearby_randomized']}"
+    )
     return 0
