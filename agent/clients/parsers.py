@@ -136,6 +136,9 @@ def parse_iw_station_dump(text: str) -> List[Station]:
 # --- dnsmasq ---------------------------------------------------------------------
 
 
+_HEX_OCTETS = re.compile(r"^[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*$")
+
+
 def parse_dnsmasq_leases(text: str, now: Optional[float] = None) -> List[Station]:
     """The dnsmasq leases file; leases expired at `now` are left out (expiry 0: never)."""
     what = "dnsmasq leases"
@@ -156,6 +159,8 @@ def parse_dnsmasq_leases(text: str, now: Optional[float] = None) -> List[Station
         expiry = int(fields[0])
         if now is not None and expiry != 0 and expiry < now:
             continue
+        if not _HEX_OCTETS.match(fields[1]):
+            raise ParseError(f"{what} line {number}: {fields[1][:40]!r} is not a hardware address")
         # Non-Ethernet hardware (e.g. InfiniBand) has longer addresses; not Wi-Fi clients.
         if len(fields[1]) != 17:
             continue

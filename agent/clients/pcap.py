@@ -100,7 +100,8 @@ def _pcapng_frames(buf: Buffer) -> Iterator[Frame]:
     off = 0
     number = 0
     head = trail = epb = struct.Struct("<II")
-    interfaces: List[Tuple[int, int, float]] = []  # (linktype, snaplen, unit) per interface id in this section
+    # (linktype, snaplen, unit) per interface id in this section
+    interfaces: List[Tuple[int, int, float]] = []
     while off < size:
         if off + 12 > size:
             raise CaptureError(f"pcapng cut short in a block header at byte {off}")
