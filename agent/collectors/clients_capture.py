@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.clients.counter import CONNECTED, ClientCounter
 from agent.clients.errors import CaptureError, ClientsError
@@ -70,6 +70,17 @@ class ArpScanConfig(BaseModel):
     rate_pps: float = Field(default=20.0, gt=0, le=200)
     every_s: float = Field(default=300.0, ge=10, le=86400)
     idle_s: float = Field(default=900.0, gt=0, le=86400)
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        from agent.clients.arpscan import scan_targets
+
+        try:
+            scan_targets(value)
+        except ClientsError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
 
 
 class _CaptureCollector:
