@@ -8,8 +8,15 @@ from tests.clients.conftest import run_agent
 def test_count_json_over_both_files(hotspot):
     out, truth = hotspot
     done = run_agent(
-        ["clients", "count", "--pcap", str(out / "lan.pcap"), "--pcap", str(out / "air.pcapng"),
-         "--json"]
+        [
+            "clients",
+            "count",
+            "--pcap",
+            str(out / "lan.pcap"),
+            "--pcap",
+            str(out / "air.pcapng"),
+            "--json",
+        ]
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

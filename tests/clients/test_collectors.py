@@ -33,7 +33,9 @@ def test_sample_configs_parse(module):
 
 
 def test_unknown_key_is_a_typo():
-    text = '[device]\ndevice_id = "taman-01"\n[[collectors]]\ntype = "clients_dnsmasq"\nleases = "x"\n'
+    text = (
+        '[device]\ndevice_id = "taman-01"\n[[collectors]]\ntype = "clients_dnsmasq"\nleases = "x"\n'
+    )
     with pytest.raises(Exception, match="typo"):
         parse_config(text)
 
