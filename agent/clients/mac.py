@@ -30,3 +30,12 @@ def is_unicast(mac: bytes) -> bool:
 def format_mac(mac: bytes) -> str:
     """Only for simulators and tests; the agent never prints a raw MAC."""
     return ":".join(f"{b:02x}" for b in mac)
+
+
+# Anything that looks like a MAC, with any of the usual separators or none.
+_MAC_LIKE = re.compile(r"[0-9A-Fa-f]{2}(?:[:.\-]?[0-9A-Fa-f]{2}){5}")
+
+
+def redact_macs(text: str) -> str:
+    """For text from outside (tool errors, bad lines) that goes into a reason or a log."""
+    return _MAC_LIKE.sub("<mac>", text)

@@ -40,7 +40,12 @@ import re
 from typing import List, NamedTuple, Optional
 
 from agent.clients.errors import ParseError
-from agent.clients.mac import is_unicast, parse_mac
+from agent.clients.mac import is_unicast, parse_mac, redact_macs
+
+
+def _quote(text: str) -> str:
+    """Input quoted in an error: an `unavailable` reason is published, so no MACs in it."""
+    return repr(redact_macs(text[:40]))
 
 
 class Station(NamedTuple):
@@ -53,7 +58,7 @@ class Station(NamedTuple):
 def _mac_or_error(text: str, number: int, what: str) -> bytes:
     mac = parse_mac(text)
     if mac is None:
-        raise ParseError(f"{what} line {number}: {text[:40]!r} is not a MAC address")
+        raise ParseError(f"{what} line {number}: {_quote(text)} is not a MAC address")
     return mac
 
 
@@ -89,7 +94,7 @@ def parse_hostapd_sta(text: str) -> List[Station]:
             mac, connected = candidate, None
             continue
         if mac is None or not _KEY_VALUE.match(line):
-            raise ParseError(f"{what} line {number}: {line[:40]!r} is not a STA field")
+            raise ParseError(f"{what} line {number}: {_quote(line)} is not a STA field")
         key, _, value = line.partition("=")
         if key == "connected_time":
             try:
@@ -124,7 +129,7 @@ def parse_iw_station_dump(text: str) -> List[Station]:
             mac, connected = _mac_or_error(head.group(1), number, what), None
             continue
         if mac is None or not raw[0].isspace() or ":" not in raw:
-            raise ParseError(f"{what} line {number}: {raw.strip()[:40]!r} is not a station field")
+            raise ParseError(f"{what} line {number}: {_quote(raw.strip())} is not a station field")
         found = _IW_CONNECTED.match(raw.strip())
         if found:
             connected = float(found.group(1))
@@ -156,11 +161,11 @@ def parse_dnsmasq_leases(text: str, now: Optional[float] = None) -> List[Station
             raise ParseError(f"{what} line {number}: expected 'expiry mac ip name client-id'")
         if in_v6 or ":" in fields[2]:
             continue
+        if not _HEX_OCTETS.match(fields[1]):
+            raise ParseError(f"{what} line {number}: {_quote(fields[1])} is not a hardware address")
         expiry = int(fields[0])
         if now is not None and expiry != 0 and expiry < now:
             continue
-        if not _HEX_OCTETS.match(fields[1]):
-            raise ParseError(f"{what} line {number}: {fields[1][:40]!r} is not a hardware address")
         # Non-Ethernet hardware (e.g. InfiniBand) has longer addresses; not Wi-Fi clients.
         if len(fields[1]) != 17:
             continue
@@ -218,7 +223,7 @@ def parse_proc_net_arp(text: str, device: Optional[str] = None) -> List[Station]
         try:
             flags = int(fields[2], 16)
         except ValueError as exc:
-            raise ParseError(f"{what} line {number}: bad flags {fields[2][:10]!r}") from exc
+            raise ParseError(f"{what} line {number}: bad flags {_quote(fields[2][:10])}") from exc
         if device is not None and fields[5] != device:
             continue
         mac = _mac_or_error(fields[3], number, what)

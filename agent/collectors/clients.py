@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.clients.counter import CONNECTED, ClientCounter
 from agent.clients.errors import ClientsError
+from agent.clients.mac import redact_macs
 from agent.clients.parsers import (
     Station,
     parse_dnsmasq_leases,
@@ -103,7 +104,8 @@ def run_command(argv: List[str], timeout: float) -> str:
         raise ClientsError(f"{argv[0]}: no answer in {timeout:g} s") from exc
     if done.returncode != 0:
         first = done.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
-        raise ClientsError(f"{argv[0]} exited {done.returncode}: {first[0] if first else ''}")
+        detail = redact_macs(first[0]) if first else ""
+        raise ClientsError(f"{argv[0]} exited {done.returncode}: {detail}")
     return done.stdout.decode("utf-8", "replace")
 
 
