@@ -10,8 +10,8 @@ import pytest
 
 from agent.clients.mac import parse_mac
 from agent.clients.parsers import parse_dnsmasq_leases, parse_ip_neigh, parse_proc_net_arp
+from simulator.hotspot_netns import SUBNET, NetnsHotspot
 from tests.clients.conftest import AGENT_SHIM, PYTHON, REPO
-from tests.clients.netns import SUBNET, NetnsHotspot
 
 pytestmark = pytest.mark.slow
 CLIENTS = 4

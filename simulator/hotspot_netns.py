@@ -1,4 +1,4 @@
-"""A hotspot in network namespaces: an AP namespace with a bridge and dnsmasq as the
+"""Live hotspot clients in network namespaces: an AP namespace with a bridge and dnsmasq as the
 DHCP server, and client namespaces joined to the bridge by veth pairs, each getting its
 lease with `busybox udhcpc -B`. Names carry the pid so parallel runs never collide;
 everything is deleted on exit, including on failure."""
