@@ -14,6 +14,7 @@
 """
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,11 +45,15 @@ def median_time(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
+def count_once(path: Path) -> None:
+    count_file(path, ClientCounter(keep_totals=True))
+
+
 def tshark(argv: List[str]) -> None:
     subprocess.run(["tshark", *argv], check=True, capture_output=True, timeout=600)
 
 
-def bench_decode(workdir: Path, runs: int, duration: float, noise: float) -> List[Dict]:
+def bench_decode(workdir: Path, runs: int, duration: float, noise: float) -> List[Dict[str, Any]]:
     from simulator.commands import hotspot
 
     parser = argparse.ArgumentParser()
@@ -84,11 +89,13 @@ def bench_decode(workdir: Path, runs: int, duration: float, noise: float) -> Lis
             if kind == "lan"
             else (totals.nearby == truth["nearby"])
         )
-        ours = median_time(lambda p=path: count_file(p, ClientCounter(keep_totals=True)), runs)
+        ours = median_time(functools.partial(count_once, path), runs)
         flt, fields = TSHARK_JOB[kind]
         job = ["-r", str(path), "-Y", flt, "-T", "fields", *[a for f in fields for a in ("-e", f)]]
-        t_job = median_time(lambda j=job: tshark(j), runs)
-        t_count = median_time(lambda p=path: tshark(["-r", str(p), "-q", "-z", "io,stat,0"]), runs)
+        t_job = median_time(functools.partial(tshark, job), runs)
+        t_count = median_time(
+            functools.partial(tshark, ["-r", str(path), "-q", "-z", "io,stat,0"]), runs
+        )
         rows.append(
             {
                 "file": name,
@@ -136,7 +143,7 @@ print(json.dumps({"cpu_s": cpu, "wall_s": t1 - t0, **cap.stats()}))
 """
 
 
-def bench_live(mbps: float, seconds: float) -> List[Dict]:
+def bench_live(mbps: float, seconds: float) -> List[Dict[str, Any]]:
     from simulator.hotspot_netns import SUBNET, NetnsHotspot
 
     rows = []
@@ -212,7 +219,7 @@ STARTUP = {
 }
 
 
-def bench_startup(runs: int) -> List[Dict]:
+def bench_startup(runs: int) -> List[Dict[str, Any]]:
     rows = []
     for label, code in STARTUP.items():
         times, rss = [], []

@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 SUBNET = "10.77.0"
 UDHCPC_SCRIPT = """#!/bin/sh
@@ -21,7 +21,7 @@ exit 0
 _serial = itertools.count()
 
 
-def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+def sh(*argv: str, check: bool = True, timeout: float = 30) -> "subprocess.CompletedProcess[str]":
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
 
 
@@ -32,8 +32,8 @@ class NetnsHotspot:
         self.ap = f"sap{tag}"
         self.clients = [f"scl{tag}n{i}" for i in range(clients)]
         self.universal_macs = universal_macs
-        self.dnsmasq: Optional[subprocess.Popen] = None
-        self.procs: List[subprocess.Popen] = []
+        self.dnsmasq: Optional[subprocess.Popen[bytes]] = None
+        self.procs: List[subprocess.Popen[Any]] = []
         self.macs: List[str] = []
 
     def __enter__(self) -> "NetnsHotspot":
@@ -107,10 +107,10 @@ class NetnsHotspot:
                 raise RuntimeError("dnsmasq did not start listening on port 67")
             time.sleep(0.1)
 
-    def ap_exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    def ap_exec(self, *argv: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
         return sh("ip", "netns", "exec", self.ap, *argv, check=check)
 
-    def ap_popen(self, argv: List[str], **kwargs) -> subprocess.Popen:
+    def ap_popen(self, argv: List[str], **kwargs: Any) -> "subprocess.Popen[Any]":
         proc = subprocess.Popen(["ip", "netns", "exec", self.ap, *argv], **kwargs)
         self.procs.append(proc)
         return proc
@@ -166,7 +166,7 @@ class NetnsHotspot:
 
     def client_ip(self, i: int) -> str:
         out = sh("ip", "-n", self.clients[i], "-4", "-br", "addr", "show", "eth0").stdout.split()
-        return out[2].split("/")[0]
+        return str(out[2].split("/")[0])
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.procs):

@@ -1,7 +1,11 @@
 """Windows, dwell histogram, keyed identities and their daily rotation."""
 
+import pytest
+
 from agent.clients.counter import CONNECTED, INFRA, NEARBY, ClientCounter, dwell_bucket
 from agent.clients.identity import IDENT_BYTES, Keyring
+
+pytestmark = pytest.mark.py39
 
 UNI = bytes.fromhex("3c22fb000001")
 LOCAL = bytes.fromhex("0a1122334455")

@@ -14,6 +14,8 @@ from agent.clients.parsers import (
     parse_proc_net_arp,
 )
 
+pytestmark = pytest.mark.py39
+
 M1, M2, M3 = "e8:84:a5:2c:0e:bb", "9a:75:ab:b5:34:cb", "00:1c:bf:12:34:56"
 
 # As hostapd_cli prints it (ctrl_iface_ap.c + wpa_auth.c MIB fields), two stations
