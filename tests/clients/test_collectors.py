@@ -10,7 +10,7 @@ import pytest
 import agent.collectors.clients as state_mod
 import agent.collectors.clients_capture as capture_mod
 from agent.clients.errors import ClientsError
-from agent.collectors.base import Accumulator
+from agent.collectors.base import Accumulator, Collector
 from agent.collectors.registry import build
 from agent.config import parse_config
 from agent.errors import CollectorError
@@ -29,7 +29,9 @@ def test_sample_configs_parse(module):
     config = parse_config(text)
     assert len(config.collectors) >= 3
     for section in config.collectors:
-        assert build(section).name == section.name
+        collector = build(section)
+        assert collector.name == section.name
+        assert isinstance(collector, Collector)
 
 
 def test_unknown_key_is_a_typo():
