@@ -9,6 +9,7 @@ the whole file and the windows end at its last frame; live, they cover the S sec
 
 import argparse
 import json
+import sys
 import time
 from typing import Any, Dict, List
 
@@ -62,6 +63,8 @@ def count_live(interface: str, seconds: float) -> Dict[str, Any]:
     counter = ClientCounter(keep_totals=True)
     capture = LiveCapture(interface, counter)
     capture.open()
+    # Tells a technician (and the live test) that frames are now being counted.
+    print(f"counting on {interface} for {seconds:g} s ...", file=sys.stderr, flush=True)
     try:
         capture.run_for(seconds)
     finally:

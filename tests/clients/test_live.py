@@ -49,7 +49,7 @@ def test_live_capture_counts_leasing_clients(net):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # the capture opens in well under a second; udhcpc retries anyway
+    assert "counting on br0" in counting.stderr.readline()  # the filter is attached
     net.lease_all()
     # noise that must stay in the kernel: pings and UDP to a non-DHCP port
     for i in range(CLIENTS):
