@@ -12,6 +12,7 @@ from agent.clients.mac import parse_mac
 from agent.clients.parsers import parse_dnsmasq_leases, parse_ip_neigh, parse_proc_net_arp
 from simulator.hotspot_netns import SUBNET, NetnsHotspot
 from tests.clients.conftest import AGENT_SHIM, PYTHON, REPO
+from tests.clients.test_privacy import find_macs
 
 pytestmark = pytest.mark.slow
 CLIENTS = 4
@@ -81,6 +82,36 @@ def test_live_capture_counts_leasing_clients(net):
     # BPF: only ARP and DHCP reached Python, not the 80 pings and their replies
     assert report["frames"] == report["frames_matched"]
     assert report["frames"] < 80
+    assert find_macs(out + err, net.macs) == []
+
+
+def test_cli_on_an_interface_that_vanishes(net):
+    net.ap_exec("ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+    net.ap_exec("ip", "link", "set", "gone0", "up")
+    counting = net.ap_popen(
+        [
+            "env",
+            f"PYTHONPATH={REPO}",
+            PYTHON,
+            "-c",
+            AGENT_SHIM,
+            "clients",
+            "count",
+            "--interface",
+            "gone0",
+            "--seconds",
+            "20",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "counting on gone0" in counting.stderr.readline()
+    net.ap_exec("ip", "link", "del", "gone0")
+    out, err = counting.communicate(timeout=30)
+    assert counting.returncode == 1 and out == ""
+    assert err.strip() == "simpul-agent: interface gone0 went away"
 
 
 def test_state_sources_see_the_same_clients(net):
