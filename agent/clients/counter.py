@@ -59,6 +59,7 @@ class ClientCounter:
         keep_totals: bool = False,
     ) -> None:
         self.keyring = keyring or Keyring()
+        self._rotations = self.keyring.rotations
         self.idle_s = idle_s
         self.horizon = max(WINDOWS.values())
         # identity -> [session start, last seen, randomized]
@@ -77,7 +78,9 @@ class ClientCounter:
         """One observation. `connected_s`: how long a state tool says it is associated."""
         if not is_unicast(mac):
             return
-        if self.keyring.check_rotation():
+        self.keyring.check_rotation()
+        if self.keyring.rotations != self._rotations:  # maybe rotated by another counter
+            self._rotations = self.keyring.rotations
             self.forget()
         ident = self.keyring.ident(mac)
         self.observations += 1

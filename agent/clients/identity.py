@@ -10,7 +10,7 @@ import hmac
 import os
 import time
 from datetime import date
-from typing import Callable
+from typing import Callable, Optional
 
 IDENT_BYTES = 8  # 64 bits: collisions stay negligible for the thousands seen in a day
 
@@ -42,3 +42,17 @@ class Keyring:
 
     def ident(self, mac: bytes) -> bytes:
         return hmac.digest(self._key, mac, "sha256")[:IDENT_BYTES]
+
+
+_shared: Optional[Keyring] = None
+
+
+def shared_keyring() -> Keyring:
+    """The one key of this agent process, used by every client collector.
+
+    One key means one secret to rotate and forget, and identities from different
+    sources (hostapd, leases, capture) that could be compared on the box."""
+    global _shared
+    if _shared is None:
+        _shared = Keyring()
+    return _shared

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.clients.counter import CONNECTED, ClientCounter
 from agent.clients.errors import ClientsError
+from agent.clients.identity import shared_keyring
 from agent.clients.mac import redact_macs
 from agent.clients.parsers import (
     Station,
@@ -156,7 +157,7 @@ class StateCollector:
     def __init__(self, config: _Base, name: str) -> None:
         self.name = name
         self.config = config
-        self.counter = ClientCounter(idle_s=config.idle_s)
+        self.counter = ClientCounter(keyring=shared_keyring(), idle_s=config.idle_s)
 
     def start(self) -> None:
         return None

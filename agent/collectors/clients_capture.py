@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.clients.counter import CONNECTED, ClientCounter
 from agent.clients.errors import CaptureError, ClientsError
+from agent.clients.identity import shared_keyring
 from agent.clients.live import LiveCapture
 from agent.collectors.base import Accumulator
 
@@ -92,7 +93,7 @@ class _CaptureCollector:
     def __init__(self, name: str, interface: str, idle_s: float = 300.0) -> None:
         self.name = name
         self.interface = interface
-        self.counter = ClientCounter(idle_s=idle_s)
+        self.counter = ClientCounter(keyring=shared_keyring(), idle_s=idle_s)
         self.lock = threading.Lock()
         self.error: Optional[str] = None
         self.errors_caught = 0
@@ -174,7 +175,7 @@ class ArpScanCollector:
     def __init__(self, config: ArpScanConfig) -> None:
         self.name = config.name
         self.config = config
-        self.counter = ClientCounter(idle_s=config.idle_s)
+        self.counter = ClientCounter(keyring=shared_keyring(), idle_s=config.idle_s)
         self.lock = threading.Lock()
         self.error: Optional[str] = "no scan has finished yet"
         self._stop = threading.Event()

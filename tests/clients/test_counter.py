@@ -95,3 +95,17 @@ def test_metrics_names():
         "dwell_1h_4h",
         "dwell_ge_4h",
     }
+
+
+def test_counters_sharing_a_keyring_all_forget_on_rotation():
+    clock = Clock(T0)
+    ring = Keyring(clock=clock)
+    first, second = ClientCounter(keyring=ring), ClientCounter(keyring=ring)
+    first.see(CONNECTED, UNI, T0)
+    second.see(CONNECTED, UNI, T0)
+    assert first.counts(T0, 60).connected == second.counts(T0, 60).connected == 1
+    clock.t = T0 + 86400
+    first.see(CONNECTED, LOCAL, clock.t)  # this one notices the new day and rotates
+    second.see(CONNECTED, LOCAL, clock.t)  # this one must forget as well
+    assert first.counts(clock.t, 86400 * 2).connected == 1
+    assert second.counts(clock.t, 86400 * 2).connected == 1
