@@ -5,6 +5,7 @@ Importing it needs pydantic only, so a box never pulls in the fleet side.
 
 from simpul_wire.models import (
     SCHEMA_VERSION,
+    Ack,
     Claim,
     Command,
     CommandResult,
@@ -18,6 +19,7 @@ from simpul_wire.models import (
     WireError,
     decode,
     encode,
+    seq_ranges,
     utcnow,
 )
 from simpul_wire.topics import LEAVES, TopicError, parse_topic, topic, valid_device_id
@@ -25,6 +27,7 @@ from simpul_wire.topics import LEAVES, TopicError, parse_topic, topic, valid_dev
 __all__ = [
     "LEAVES",
     "SCHEMA_VERSION",
+    "Ack",
     "Claim",
     "Command",
     "CommandResult",
@@ -40,6 +43,7 @@ __all__ = [
     "decode",
     "encode",
     "parse_topic",
+    "seq_ranges",
     "topic",
     "utcnow",
     "valid_device_id",

@@ -8,9 +8,9 @@ agent runs on Python 3.9.
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Literal, Optional, Type, TypeVar, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 # Largest payload the contract allows; the broker's message_size_limit matches it.
@@ -31,19 +31,22 @@ class WireError(ValueError):
         self.field = field
 
 
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset")
+    return value.astimezone(timezone.utc)
+
+
+# A timestamp with an offset, normalised to UTC; a naive one is refused.
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     device_id: str
-    ts: datetime = Field(default_factory=utcnow)
-
-    @field_validator("ts")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp must carry a UTC offset")
-        return value.astimezone(timezone.utc)
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class SourceStatus(BaseModel):
@@ -70,7 +73,7 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seq: int = Field(ge=0)
-    ts: datetime
+    ts: UtcDatetime
     metrics: Dict[str, float] = Field(default_factory=dict)
     sources: Dict[str, SourceStatus] = Field(default_factory=dict)
     gap: Optional[Gap] = None
@@ -111,7 +114,7 @@ class ReportedConfig(_Payload):
 
     version: int = Field(ge=0)
     config_hash: str
-    applied_at: Optional[datetime] = None
+    applied_at: Optional[UtcDatetime] = None
     error: Optional[str] = None
     failed_version: Optional[int] = None
     tier_applied: Optional[Dict[str, float]] = None
@@ -121,7 +124,7 @@ class Command(_Payload):
     command_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     args: Dict[str, Any] = Field(default_factory=dict)
-    expires_at: datetime
+    expires_at: UtcDatetime
 
 
 class CommandResult(_Payload):
@@ -131,13 +134,36 @@ class CommandResult(_Payload):
     error: Optional[str] = None
 
 
+class Ack(_Payload):
+    """The fleet has stored these records (or refused them for good): the box may forget them.
+
+    `ranges` are inclusive [first, last] seq runs of one stream and epoch.
+    """
+
+    stream: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    epoch: str = Field(pattern=r"^[0-9a-f]{16,32}$")
+    ranges: List[Tuple[int, int]] = Field(min_length=1, max_length=2000)
+    rejected: Optional[str] = None
+
+
+def seq_ranges(seqs: List[int]) -> List[Tuple[int, int]]:
+    """Compress seqs into inclusive runs: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    runs: List[Tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
 class Claim(_Payload):
     claim_code: str = Field(min_length=6, max_length=64)
 
 
 Payload = Union[
     TelemetryBatch, HealthBatch, StatePayload, DesiredConfig, ReportedConfig, Command,
-    CommandResult, Claim,
+    CommandResult, Claim, Ack,
 ]
 P = TypeVar("P", bound=_Payload)
 
@@ -151,6 +177,7 @@ MODEL_BY_LEAF: Dict[str, Type[_Payload]] = {
     "cmd": Command,
     "cmd/result": CommandResult,
     "claim": Claim,
+    "ack": Ack,
 }
 
 

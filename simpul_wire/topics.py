@@ -15,6 +15,7 @@ LEAVES = (
     "cmd",
     "cmd/result",
     "claim",
+    "ack",
 )
 
 # Lower-case letters, digits and dashes: safe as an MQTT topic level, a username,

@@ -1,0 +1,62 @@
+"""`simpul-agent doctor --config PATH`: one plain line per check, exit 1 on any failure."""
+
+import argparse
+import os
+import socket
+from typing import Callable, List, Tuple
+
+from agent.errors import AgentError
+
+Check = Tuple[str, Callable[[], str]]
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("doctor", help="check config, data dir, broker and permissions")
+    p.add_argument("--config", required=True, help="path to the agent's TOML config")
+    p.set_defaults(func=doctor)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+
+    try:
+        config = load_config(args.config)
+    except AgentError as exc:
+        print(f"FAIL config: {exc}")
+        return 1
+    print(f"ok   config: {args.config} is valid ({len(config.collectors)} collectors)")
+
+    def data_dir() -> str:
+        path = config.device.data_dir
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise AgentError(f"{path} is not writable by uid {os.getuid()}")
+        return f"{path} is writable"
+
+    def password() -> str:
+        from agent.commands.run import read_password
+
+        if config.broker.password_file is None:
+            return "no password file configured (certificate or anonymous login)"
+        read_password(config.broker.password_file)
+        return f"{config.broker.password_file} is readable"
+
+    def broker() -> str:
+        host, port = config.broker.host_port()
+        try:
+            with socket.create_connection((host, port), timeout=3):
+                pass
+        except OSError as exc:
+            raise AgentError(f"cannot reach {host}:{port}: {exc}") from exc
+        return f"{host}:{port} accepts connections"
+
+    checks: List[Check] = [("data dir", data_dir), ("broker password", password),
+                           ("broker", broker)]
+    failed = 0
+    for name, check in checks:
+        try:
+            print(f"ok   {name}: {check()}")
+        except (AgentError, OSError) as exc:
+            failed += 1
+            print(f"FAIL {name}: {exc}")
+    return 1 if failed else 0

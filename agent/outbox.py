@@ -1,0 +1,264 @@
+"""The durable outbox: every accepted record waits here until the broker acknowledges it.
+
+A record's identity is (stream, epoch, seq). The epoch is random and made when the
+outbox file is created, so a re-flashed card never reuses old numbers; seq counts up
+per stream and survives restarts because it is assigned in the same transaction that
+stores the record.
+
+Durability: WAL journal with synchronous=FULL. Every commit fsyncs the WAL before it
+returns, so a record the agent has accepted survives kill -9 and a power cut; a torn
+write at power loss is rolled back by SQLite's WAL checksums, never half-applied.
+
+Confirmation: a record leaves the outbox only when the fleet says it is stored (an `ack`
+message after the ingest's commit), not merely when the broker has it: Mosquitto loses
+what it accepted for a shared subscription across a restart. Sent records wait for that
+confirmation and are sent again after a timeout; the fleet's unique key absorbs repeats.
+
+Budget: when the file holds more than max_bytes, or records older than max_age_s, the
+oldest records are dropped and replaced by one gap record (same stream, the first
+dropped seq, `gap.to_seq` the last), so the fleet sees exactly what was lost.
+"""
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from agent.errors import OutboxError
+
+# Lower sends first: health and alerts go before bulk telemetry.
+PRIORITY = {"health": 0, "telemetry": 5}
+DEFAULT_PRIORITY = 5
+# A sent record the fleet has not confirmed is sent again after this long, doubling per
+# try up to RESEND_MAX_S, so a long fleet outage does not flood the broker's queues.
+RESEND_AFTER_S = 30.0
+RESEND_MAX_S = 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seqs (stream TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    created REAL NOT NULL,
+    body TEXT NOT NULL,
+    is_gap INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    sends INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (stream, seq)
+);
+CREATE INDEX IF NOT EXISTS records_send ON records (priority, id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    id: int
+    stream: str
+    seq: int
+    body: Dict[str, object]
+
+
+class Outbox:
+    """One SQLite file per box. Not thread-safe: the agent's loop owns it."""
+
+    def __init__(self, path: str, max_bytes: int = 64 << 20, max_age_s: float = 7 * 86400,
+                 clock: Callable[[], float] = time.time,
+                 resend_after_s: float = RESEND_AFTER_S) -> None:
+        self.path = path
+        self.resend_after_s = resend_after_s
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self._clock = clock
+        try:
+            if path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self.epoch = self._load_epoch()
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {path}: {exc}") from exc
+        self._bytes = self._count_bytes()
+
+    # -- identity ---------------------------------------------------------------------
+    def _load_epoch(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+        if row:
+            return str(row[0])
+        epoch = secrets.token_hex(8)
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        return epoch
+
+    def _count_bytes(self) -> int:
+        row = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM records").fetchone()
+        return int(row[0])
+
+    # -- writing ----------------------------------------------------------------------
+    def append(self, stream: str, body: Dict[str, object]) -> int:
+        """Store one record durably and return its seq. `body` must not hold `seq`."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT next_seq FROM seqs WHERE stream=?", (stream,)
+            ).fetchone()
+            seq = int(row[0]) if row else 0
+            self._db.execute(
+                "INSERT INTO seqs (stream, next_seq) VALUES (?, ?) "
+                "ON CONFLICT(stream) DO UPDATE SET next_seq=excluded.next_seq",
+                (stream, seq + 1),
+            )
+            text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+            self._db.execute(
+                "INSERT INTO records (stream, seq, priority, created, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (stream, seq, PRIORITY.get(stream, DEFAULT_PRIORITY), self._clock(), text),
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            self.bump("write_errors")
+            raise OutboxError(f"outbox {self.path}: cannot store record: {exc}") from exc
+        self._bytes += len(text)
+        self.enforce_budget()
+        return seq
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    # -- reading and acknowledging --------------------------------------------------------
+    def pending(self, limit: int, exclude: Sequence[int] = ()) -> List[StoredRecord]:
+        """The next records to send, by priority then oldest: never sent, or sent and not
+        confirmed by the fleet within a resend timeout that doubles with each try."""
+        skip = set(exclude)
+        rows = self._db.execute(
+            "SELECT id, stream, seq, body FROM records WHERE sent_at IS NULL "
+            "OR sent_at + min(?, ? * (1 << min(sends - 1, 10))) <= ? "
+            "ORDER BY priority, id LIMIT ?",
+            (RESEND_MAX_S, self.resend_after_s, self._clock(), limit + len(skip)),
+        ).fetchall()
+        out = [StoredRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows if r[0] not in skip]
+        return out[:limit]
+
+    def mark_sent(self, ids: Sequence[int]) -> None:
+        """The broker has them (PUBACK); they stay until the fleet confirms storage."""
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        self._db.execute(
+            f"UPDATE records SET sent_at=?, sends=sends+1 WHERE id IN ({marks})",
+            [self._clock(), *ids],
+        )
+
+    def confirm(self, stream: str, epoch: str, ranges: Sequence[Tuple[int, int]]) -> int:
+        """The fleet stored these seqs: forget them. Returns how many were removed."""
+        if epoch != self.epoch:
+            return 0  # an old card's numbers; nothing of ours
+        removed = 0
+        for first, last in ranges:
+            freed = self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(body)), 0), COUNT(*) FROM records "
+                "WHERE stream=? AND seq BETWEEN ? AND ?", (stream, first, last)).fetchone()
+            self._db.execute("DELETE FROM records WHERE stream=? AND seq BETWEEN ? AND ?",
+                             (stream, first, last))
+            self._bytes -= int(freed[0])
+            removed += int(freed[1])
+        return removed
+
+    def resend_unconfirmed(self) -> None:
+        """After a reconnect: what the broker had but the fleet never confirmed may have
+        died with the broker, so it is due again at once."""
+        self._db.execute("UPDATE records SET sent_at=NULL WHERE sent_at IS NOT NULL")
+
+    def unconfirmed(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM records WHERE sent_at IS NOT NULL")
+        return int(row.fetchone()[0])
+
+    # -- budget -----------------------------------------------------------------------
+    def enforce_budget(self) -> int:
+        """Drop the oldest records beyond the byte and age caps; return how many."""
+        dropped = 0
+        cutoff = self._clock() - self.max_age_s
+        while True:
+            row = self._db.execute(
+                "SELECT id, stream, created FROM records WHERE is_gap=0 ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                break
+            too_old = row[2] < cutoff
+            if not (self._bytes > self.max_bytes or too_old):
+                break
+            self._drop(row[0], row[1], "age" if too_old else "budget")
+            dropped += 1
+        return dropped
+
+    def _drop(self, victim_id: int, stream: str, reason: str) -> None:
+        """Turn one record into a gap, or fold it into the gap just before it."""
+        victim = self._db.execute(
+            "SELECT seq, body FROM records WHERE id=?", (victim_id,)
+        ).fetchone()
+        before = self._db.execute(
+            "SELECT id, body FROM records WHERE stream=? AND is_gap=1 AND seq<? "
+            "ORDER BY seq DESC LIMIT 1", (stream, victim[0])
+        ).fetchone()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            gap_body = json.loads(before[1]) if before else None
+            if gap_body is not None and gap_body["gap"]["to_seq"] == victim[0] - 1:
+                gap_body["gap"]["to_seq"] = victim[0]
+                text = json.dumps(gap_body, separators=(",", ":"), sort_keys=True)
+                self._db.execute("UPDATE records SET body=? WHERE id=?", (text, before[0]))
+                self._db.execute("DELETE FROM records WHERE id=?", (victim_id,))
+                delta = len(text) - len(before[1]) - len(victim[1])
+            else:
+                ts = json.loads(victim[1]).get("ts")
+                body = {"ts": ts, "gap": {"to_seq": victim[0], "reason": reason}}
+                text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+                self._db.execute("UPDATE records SET body=?, is_gap=1 WHERE id=?",
+                                 (text, victim_id))
+                delta = len(text) - len(victim[1])
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"outbox {self.path}: cannot drop a record: {exc}") from exc
+        self._bytes += delta
+        self.bump("dropped")
+
+    # -- figures ----------------------------------------------------------------------
+    def bump(self, name: str, by: int = 1) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=value+excluded.value",
+                (name, by),
+            )
+        except sqlite3.Error:
+            pass  # a counter must never cost a record
+
+    def counter(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def depth(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def oldest_age_s(self) -> Optional[float]:
+        row = self._db.execute("SELECT MIN(created) FROM records").fetchone()
+        return None if row[0] is None else max(0.0, self._clock() - float(row[0]))
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,190 @@
+"""Devices: registry, presence and telemetry."""
+
+from datetime import datetime
+from typing import Any, Dict, List, Literal, Optional
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from fleet_api.accounts import mosquitto_hash, new_password
+from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
+from fleet_api.deps import ServicesDep, Technician, Viewer
+from fleet_api.presence import ingest_alive, presence
+from simpul_wire.topics import valid_device_id
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+
+Kind = Literal["wifi", "cctv", "sensor"]
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "device_id": "taman-kota-01", "site": "Taman Kota", "kind": "wifi",
+        "district": "Kota Barat", "lat": -6.2, "lon": 106.8, "tags": ["park"]}]})
+
+    device_id: str = Field(min_length=2, max_length=63)
+    site: str = Field(min_length=1, max_length=200)
+    kind: Kind
+    district: str = Field(min_length=1, max_length=100)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    tags: List[str] = Field(default_factory=list, max_length=32)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, value: str) -> str:
+        if not valid_device_id(value):
+            raise ValueError("must be 2-63 characters of a-z, 0-9 and '-'")
+        return value
+
+
+class DevicePublic(BaseModel):
+    device_id: str
+    site: str
+    kind: str
+    district: str
+    lat: float
+    lon: float
+    tags: List[str]
+    state: Literal["online", "offline", "unknown"]
+    online: bool
+    last_seen: Optional[str]
+    tier_mbps: Optional[float]
+    tier_applied_mbps: Optional[float]
+    rejected_count: int
+    created_at: Optional[str]
+
+
+class MqttCredentials(BaseModel):
+    url: str
+    username: str
+    password: str
+    client_id: str
+
+
+class DeviceRegistered(BaseModel):
+    device: DevicePublic
+    mqtt: MqttCredentials
+
+
+class DeviceList(BaseModel):
+    data: List[DevicePublic]
+    count: int
+
+
+class TelemetryRecord(BaseModel):
+    seq: int
+    epoch: str
+    stream: str
+    ts: str
+    received_at: str
+    metrics: Dict[str, float]
+    sources: Dict[str, Any]
+    gap_to: Optional[int] = None
+
+
+class TelemetryList(BaseModel):
+    data: List[TelemetryRecord]
+    count: int
+
+
+def _public(row: Any, now: datetime, timeout_s: float, alive: bool) -> DevicePublic:
+    state, online = presence(row.state, row.last_seen, now, timeout_s, alive)
+    return DevicePublic(
+        device_id=row.device_id, site=row.site, kind=row.kind, district=row.district,
+        lat=row.lat, lon=row.lon, tags=list(row.tags or []), state=state,  # type: ignore[arg-type]
+        online=online, last_seen=iso(row.last_seen), tier_mbps=row.tier_mbps,
+        tier_applied_mbps=row.tier_applied_mbps, rejected_count=row.rejected_count,
+        created_at=iso(row.created_at),
+    )
+
+
+@router.get("", response_model=DeviceList)
+def list_devices(services: ServicesDep, _who: Viewer,
+                 limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0),
+                 district: Optional[str] = None, kind: Optional[Kind] = None,
+                 status: Optional[Literal["online", "offline", "unknown"]] = None,
+                 tier: Optional[float] = None) -> DeviceList:
+    query = select(devices).order_by(devices.c.device_id)
+    count_q = select(func.count()).select_from(devices)
+    for column, value in ((devices.c.district, district), (devices.c.kind, kind),
+                          (devices.c.tier_mbps, tier)):
+        if value is not None:
+            query = query.where(column == value)
+            count_q = count_q.where(column == value)
+    now = utcnow()
+    timeout = services.settings.heartbeat_timeout_s
+    with services.engine.connect() as conn:
+        alive = ingest_alive(conn, now)
+        if status is None:
+            total = int(conn.execute(count_q).scalar_one())
+            rows = conn.execute(query.limit(limit).offset(offset)).fetchall()
+            return DeviceList(data=[_public(r, now, timeout, alive) for r in rows], count=total)
+        # Presence depends on time and ingest health, so filter after computing it.
+        every = [_public(r, now, timeout, alive) for r in conn.execute(query)]
+    matching = [d for d in every if d.state == status]
+    return DeviceList(data=matching[offset:offset + limit], count=len(matching))
+
+
+@router.post("", status_code=201, response_model=DeviceRegistered)
+def register_device(body: DeviceCreate, services: ServicesDep, _who: Technician
+                    ) -> DeviceRegistered:
+    password = new_password()
+    now = utcnow()
+    try:
+        with services.engine.begin() as conn:
+            conn.execute(devices.insert().values(
+                device_id=body.device_id, site=body.site, kind=body.kind,
+                district=body.district, lat=body.lat, lon=body.lon, tags=body.tags,
+                password_hash=mosquitto_hash(password), created_at=now, state="unknown",
+                desired={}, desired_version=0, reported={}, rejected_count=0))
+    except IntegrityError as exc:
+        raise HTTPException(409, f"device {body.device_id} is already registered") from exc
+    if services.accounts is not None:
+        ticket = services.accounts.request()
+        if not services.accounts.wait(ticket, timeout=15):
+            raise HTTPException(503, "registered, but the broker did not take the account yet")
+    with services.engine.connect() as conn:
+        row = conn.execute(select(devices).where(devices.c.device_id == body.device_id)).one()
+        alive = ingest_alive(conn, now)
+    return DeviceRegistered(
+        device=_public(row, now, services.settings.heartbeat_timeout_s, alive),
+        mqtt=MqttCredentials(url=services.settings.device_url(), username=body.device_id,
+                             password=password, client_id=body.device_id),
+    )
+
+
+@router.get("/{device_id}", response_model=DevicePublic)
+def get_device(device_id: str, services: ServicesDep, _who: Viewer) -> DevicePublic:
+    now = utcnow()
+    with services.engine.connect() as conn:
+        row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
+        alive = ingest_alive(conn, now)
+    if row is None:
+        raise HTTPException(404, f"no device {device_id}")
+    return _public(row, now, services.settings.heartbeat_timeout_s, alive)
+
+
+@router.get("/{device_id}/telemetry", response_model=TelemetryList)
+def get_telemetry(device_id: str, services: ServicesDep, _who: Viewer, response: Response,
+                  since: Optional[datetime] = None, until: Optional[datetime] = None,
+                  stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+                  limit: int = Query(1000, ge=1, le=10000)) -> TelemetryList:
+    query = select(records).where(records.c.device_id == device_id,
+                                  records.c.stream == stream)
+    if since is not None:
+        query = query.where(records.c.ts >= to_naive_utc(since))
+    if until is not None:
+        query = query.where(records.c.ts < to_naive_utc(until))
+    with services.engine.connect() as conn:
+        exists = conn.execute(select(devices.c.device_id)
+                              .where(devices.c.device_id == device_id)).first()
+        if exists is None:
+            raise HTTPException(404, f"no device {device_id}")
+        rows = conn.execute(query.order_by(records.c.ts, records.c.seq).limit(limit)).fetchall()
+    data = [TelemetryRecord(seq=r.seq, epoch=r.epoch, stream=r.stream, ts=iso(r.ts) or "",
+                            received_at=iso(r.received_at) or "", metrics=r.metrics,
+                            sources=r.sources, gap_to=r.gap_to) for r in rows]
+    return TelemetryList(data=data, count=len(data))

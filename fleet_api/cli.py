@@ -1,0 +1,191 @@
+"""`simpul-fleet`: broker, serve, ingest and token commands."""
+
+import argparse
+import logging
+import sys
+import threading
+from typing import Any, Callable, List, Optional, Tuple
+
+from sqlalchemy import select
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class CliError(Exception):
+    """A one-line reason to exit non-zero."""
+
+
+def _engine(url: str):  # type: ignore[no-untyped-def]
+    from fleet_api.db import make_engine, migrate
+
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # driver errors differ per engine; say it in one line
+        raise CliError(f"cannot open the database {url.split('@')[-1]}: "
+                       f"{str(exc).splitlines()[0]}") from exc
+    return engine
+
+
+def _settings(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untyped-def]
+    from fleet_api.settings import Settings
+
+    return Settings(db_url=args.db, mqtt_url=args.mqtt, broker_data=args.broker_data,
+                    mqtt_password_file=getattr(args, "mqtt_password_file", None), **extra)
+
+
+def _accounts_loader(engine: Any) -> Callable[[], List[Tuple[str, str]]]:
+    from fleet_api.db import devices
+
+    def load() -> List[Tuple[str, str]]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(devices.c.device_id, devices.c.password_hash)
+                                .order_by(devices.c.device_id))
+            return [(r[0], r[1]) for r in rows]
+
+    return load
+
+
+def _ingest(engine, settings, client_id: str):  # type: ignore[no-untyped-def]
+    from fleet_api.ingest import Ingest
+
+    host, port, user = settings.broker_endpoint()
+    return Ingest(engine, host, port, user, settings.broker_password(), client_id=client_id)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from fleet_api.broker import BrokerSetupError, exec_broker
+
+    try:
+        exec_broker(args.data, args.port, args.fleet_port, args.bind)
+    except (BrokerSetupError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0  # pragma: no cover - exec does not return
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fleet_api.accounts import AccountSync, BrokerAccounts
+    from fleet_api.deps import Services
+    from fleet_api.main import create_app
+    from fleet_api.settings import SettingsError
+
+    settings = _settings(args, heartbeat_timeout_s=args.heartbeat_timeout,
+                         device_broker_url=args.device_broker_url)
+    engine = _engine(args.db)
+    accounts = None
+    if args.broker_data:
+        accounts = AccountSync(BrokerAccounts(args.broker_data), _accounts_loader(engine))
+        accounts.request()  # the broker may have restarted with an old password file
+    ingest = None
+    try:
+        if args.mqtt or args.broker_data:
+            ingest = _ingest(engine, settings, args.ingest_client_id)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    if ingest is not None:
+        threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
+    app = create_app(Services(engine=engine, settings=settings, accounts=accounts))
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        if accounts is not None:
+            accounts.stop()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import signal
+
+    from fleet_api.settings import SettingsError
+
+    settings = _settings(args)
+    engine = _engine(args.db)
+    try:
+        ingest = _ingest(engine, settings, args.client_id)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
+    ingest.run()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from fleet_api.auth import create_token
+
+    engine = _engine(args.db)
+    try:
+        print(create_token(engine, args.role, args.name))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simpul-fleet", description="Simpul fleet service")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("broker", help="run Mosquitto with broker_config/")
+    p.add_argument("--port", type=int, required=True, help="device listener port")
+    p.add_argument("--fleet-port", type=int, default=None,
+                   help="loopback listener for the fleet's services (default: port + 1)")
+    p.add_argument("--data", required=True, help="broker data directory")
+    p.add_argument("--bind", default="0.0.0.0", help="device listener address")
+    p.set_defaults(func=cmd_broker)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", required=True, help="sqlite:///path or postgresql://...")
+        p.add_argument("--mqtt", default=None, help="mqtt://[user@]host:port (no password)")
+        p.add_argument("--broker-data", default=None,
+                       help="data dir of `simpul-fleet broker`: account and URL from there")
+        p.add_argument("--mqtt-password-file", default=None)
+
+    p = sub.add_parser("serve", help="API, dashboard and ingest in one process")
+    common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--device-broker-url", default=None,
+                   help="broker URL handed to registered devices")
+    p.add_argument("--heartbeat-timeout", type=float, default=120.0,
+                   help="seconds of silence after which an online device shows offline")
+    p.add_argument("--ingest-client-id", default="simpul-ingest-1")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ingest", help="one more ingest worker on the shared subscription")
+    common(p)
+    p.add_argument("--client-id", default="simpul-ingest-2",
+                   help="fixed client id: its persistent session survives restarts")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("token", help="API tokens")
+    tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
+    tsub.required = True
+    t = tsub.add_parser("create", help="print a new API token")
+    t.add_argument("--role", required=True, choices=["admin", "operator", "technician", "viewer"])
+    t.add_argument("--db", required=True)
+    t.add_argument("--name", default="")
+    t.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"simpul-fleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

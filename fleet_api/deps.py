@@ -1,0 +1,55 @@
+"""FastAPI dependencies: the services object and role checks."""
+
+from dataclasses import dataclass
+from typing import Annotated, Callable, Optional
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.engine import Engine
+
+from fleet_api.accounts import AccountSync
+from fleet_api.auth import COOKIE, Principal, lookup
+from fleet_api.settings import Settings
+
+
+@dataclass
+class Services:
+    engine: Engine
+    settings: Settings
+    accounts: Optional[AccountSync] = None
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _principal(request: Request, services: ServicesDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = token or request.cookies.get(COOKIE, "")
+    if not token:
+        raise HTTPException(401, "missing bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    principal = lookup(services.engine, token)
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(role: str) -> Callable[..., Principal]:
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.may(role):
+            raise HTTPException(403, f"the {principal.role} role may not do this; "
+                                     f"it needs {role}")
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Technician = Annotated[Principal, Depends(require("technician"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,38 @@
+"""The FastAPI application: routes per resource, services on app.state."""
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+
+from fleet_api import __version__
+from fleet_api.api.routes import devices, site
+from fleet_api.deps import Services
+from fleet_api.metrics import HTTP_LATENCY
+
+access_log = logging.getLogger("simpul.access")
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="Simpul fleet API", version=__version__,
+                  description="Registry, telemetry, twin, tiers, commands and alerts "
+                              "of a regency's public Wi-Fi, CCTV and sensor points.")
+    app.state.services = services
+    app.include_router(site.router)
+    app.include_router(devices.router)
+
+    @app.middleware("http")
+    async def log_access(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        HTTP_LATENCY.labels(getattr(route, "path", "other")).observe(elapsed)
+        # The path only: query strings can carry a kiosk token and never reach a log.
+        access_log.info("%s %s %s %.1fms", request.method, request.url.path,
+                        response.status_code, elapsed * 1000)
+        return response
+
+    return app

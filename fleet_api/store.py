@@ -1,0 +1,85 @@
+"""Writes from ingest: records exactly once per (device, stream, epoch, seq), presence,
+reported config and rejects, each batch in one transaction."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from fleet_api.db import devices, records, rejects, to_naive_utc
+
+IDENTITY = ["device_id", "stream", "epoch", "seq"]
+
+
+@dataclass
+class Batch:
+    """What one flush writes."""
+
+    rows: List[Dict[str, Any]] = field(default_factory=list)
+    seen: Dict[str, str] = field(default_factory=dict)  # device_id -> new state
+    reported: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    rejected: List[Dict[str, Any]] = field(default_factory=list)
+    # (device_id, stream, epoch, seqs) to confirm to each box once committed.
+    acks: List[Tuple[str, str, str, List[int]]] = field(default_factory=list)
+
+
+def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    stmt: Any
+    if conn.dialect.name == "postgresql":
+        stmt = postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
+    else:
+        stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
+    result = conn.execute(stmt, rows)
+    return int(result.rowcount or 0)
+
+
+def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    found = conn.execute(select(devices.c.device_id).where(devices.c.device_id.in_(wanted)))
+    return {row[0] for row in found}
+
+
+def write_batch(conn: Connection, batch: Batch, now: datetime) -> int:
+    stored = insert_records(conn, batch.rows)
+    if batch.seen:
+        conn.execute(
+            update(devices).where(devices.c.device_id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), last_seen=bindparam("b_seen")),
+            [{"b_id": d, "b_state": s, "b_seen": now} for d, s in batch.seen.items()],
+        )
+    for device_id, body in batch.reported.items():
+        tier = body.get("tier_applied") or {}
+        conn.execute(update(devices).where(devices.c.device_id == device_id).values(
+            reported=body, tier_applied_mbps=tier.get("down_mbps")))
+    if batch.rejected:
+        conn.execute(rejects.insert(), batch.rejected)
+        counts: Dict[str, int] = {}
+        reasons: Dict[str, str] = {}
+        for item in batch.rejected:
+            if item["device_id"]:
+                counts[item["device_id"]] = counts.get(item["device_id"], 0) + 1
+                reasons[item["device_id"]] = item["reason"]
+        for device_id, count in counts.items():
+            conn.execute(update(devices).where(devices.c.device_id == device_id).values(
+                rejected_count=devices.c.rejected_count + count,
+                last_reject_reason=reasons[device_id]))
+    return stored
+
+
+def record_row(device_id: str, stream: str, epoch: str, record: Any, received: datetime
+               ) -> Dict[str, Any]:
+    gap: Optional[int] = record.gap.to_seq if record.gap is not None else None
+    return {
+        "device_id": device_id, "stream": stream, "epoch": epoch, "seq": record.seq,
+        "ts": to_naive_utc(record.ts), "received_at": received,
+        "metrics": record.metrics,
+        "sources": {k: v.model_dump(exclude_none=True) for k, v in record.sources.items()},
+        "gap_to": gap,
+    }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages Simpul needs (lists in .ci/apt/*.txt). As root, install what is
+# missing through apt; otherwise say in one line what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+wanted=$(cat .ci/apt/*.txt | sed 's/#.*//' | tr -s ' \n' '\n' | sort -u | grep -v '^$' || true)
+missing=()
+for pkg in $wanted; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "simpul: please install: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "simpul: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Another apt run may hold the lock; wait for it rather than fail.
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
