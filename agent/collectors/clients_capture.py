@@ -38,10 +38,10 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.clients.counter import CONNECTED, ClientCounter
+from agent.clients.counter import CONNECTED, INFRA, ClientCounter
 from agent.clients.errors import CaptureError, ClientsError
 from agent.clients.identity import shared_keyring
-from agent.clients.live import LiveCapture
+from agent.clients.live import LiveCapture, interface_mac
 from agent.collectors.base import Accumulator
 
 _NAME = r"^[a-z][a-z0-9_]{0,31}$"
@@ -178,7 +178,9 @@ class ArpScanCollector:
         self.counter = ClientCounter(keyring=shared_keyring(), idle_s=config.idle_s)
         self.lock = threading.Lock()
         self.error: Optional[str] = "no scan has finished yet"
+        self.scans = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
@@ -191,10 +193,14 @@ class ArpScanCollector:
         cfg = self.config
         macs = arp_scan(cfg.interface, cfg.subnet, cfg.rate_pps)
         now = time.time()
+        own = interface_mac(cfg.interface)
         with self.lock:
+            if own is not None:  # never count the box, should it answer for itself
+                self.counter.see(INFRA, own, now)
             for mac in macs:
                 self.counter.see(CONNECTED, mac, now)
         self.error = None
+        self.scans += 1
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -202,7 +208,12 @@ class ArpScanCollector:
                 self.scan_once()
             except ClientsError as exc:
                 self.error = str(exc)
-            self._stop.wait(self.config.every_s)
+            self._wake.wait(self.config.every_s)
+            self._wake.clear()
+
+    def rescan(self) -> None:
+        """Scan now rather than at the next `every_s` (the `rescan_clients` command)."""
+        self._wake.set()
 
     def gather(self, acc: Accumulator) -> None:
         if self.error is not None:
@@ -218,5 +229,6 @@ class ArpScanCollector:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)

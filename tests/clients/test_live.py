@@ -202,3 +202,27 @@ print(json.dumps({"sent": len(pop.air), "read": cap.frames, "matched": cap.match
         result["truth"],
         result["truth_randomized"],
     )
+
+
+def test_arpscan_collector_and_rescan(net):
+    net.lease_all()
+    code = f"""
+import json, time
+from agent.collectors.base import Accumulator
+from agent.collectors.clients_capture import ArpScanCollector, ArpScanConfig
+c = ArpScanCollector(ArpScanConfig(type="clients_arpscan", name="scan", interface="br0",
+                                   subnet="{SUBNET}.0/27", rate_pps=100, every_s=3600))
+c.start()
+while c.scans < 1:
+    time.sleep(0.1)
+acc = Accumulator(); c.gather(acc)
+c.rescan()  # the rescan_clients command: scan now, not in an hour
+deadline = time.monotonic() + 20
+while c.scans < 2 and time.monotonic() < deadline:
+    time.sleep(0.1)
+c.close()
+print(json.dumps({{"connected": acc.metrics["scan_connected_1m"], "scans": c.scans,
+                  "state": acc.sources["scan"].state}}))
+"""
+    result = in_ap(net, code)
+    assert result == {"connected": CLIENTS, "scans": 2, "state": "ok"}
