@@ -15,19 +15,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
-# Until the lead's run/doctor commands land in this branch, the CLI is driven with the
-# clients module alone; agent.cli.main itself (parsing, error handling) is what runs.
-AGENT_SHIM = (
-    "import sys, agent.cli as c; "
-    "c.COMMAND_MODULES = [m for m in c.COMMAND_MODULES if m == 'clients']; "
-    "sys.exit(c.main(sys.argv[1:]))"
-)
+# `simpul-agent` as the console script runs it, without needing it installed.
+AGENT = [PYTHON, "-m", "agent.cli"]
 
 
 def run_agent(args: List[str], timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [PYTHON, "-c", AGENT_SHIM, *args],
+        [*AGENT, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

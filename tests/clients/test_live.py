@@ -11,7 +11,7 @@ import pytest
 from agent.clients.mac import parse_mac
 from agent.clients.parsers import parse_dnsmasq_leases, parse_ip_neigh, parse_proc_net_arp
 from simulator.hotspot_netns import SUBNET, NetnsHotspot
-from tests.clients.conftest import AGENT_SHIM, PYTHON, REPO
+from tests.clients.conftest import AGENT, PYTHON, REPO
 from tests.clients.test_privacy import find_macs
 
 pytestmark = pytest.mark.slow
@@ -35,9 +35,7 @@ def test_live_capture_counts_leasing_clients(net):
         [
             "env",
             f"PYTHONPATH={REPO}",
-            PYTHON,
-            "-c",
-            AGENT_SHIM,
+            *AGENT,
             "clients",
             "count",
             "--interface",
@@ -92,9 +90,7 @@ def test_cli_on_an_interface_that_vanishes(net):
         [
             "env",
             f"PYTHONPATH={REPO}",
-            PYTHON,
-            "-c",
-            AGENT_SHIM,
+            *AGENT,
             "clients",
             "count",
             "--interface",
