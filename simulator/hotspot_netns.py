@@ -146,6 +146,10 @@ class NetnsHotspot:
         codes = [p.wait(timeout=30) for p in runs]
         if any(codes):
             raise RuntimeError(f"udhcpc failed in some clients: {codes}")
+        self.chatter()
+
+    def chatter(self) -> None:
+        """Each client ARPs for the gateway once, as phones do every so often."""
         for ns in self.clients:
             sh(
                 "ip",

@@ -3,11 +3,16 @@
 Writes into --out: lan.pcap / lan.pcapng (Ethernet: DHCP, ARP, noise), air.pcap /
 air.pcapng (RadioTap + 802.11: probe requests, noise), hostapd_all_sta.txt,
 iw_station_dump.txt, dnsmasq.leases, ip_neigh.txt, proc_net_arp.txt, and truth.json.
+
+With --netns N it instead builds a live hotspot in network namespaces (root): a bridge
+with dnsmasq and N clients that lease with busybox udhcpc, prints how to count them,
+and keeps it up until Ctrl-C or --hold seconds, then deletes everything.
 """
 
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
 from simulator.hotspot import Population
 from simulator.hotspot_fixtures import (
@@ -30,12 +35,37 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--rotate", type=float, default=120.0, help="seconds between MAC rotations")
     p.add_argument("--duration", type=float, default=600.0, help="seconds of traffic")
     p.add_argument("--noise-rate", type=float, default=50.0, help="noise frames per second")
+    p.add_argument("--netns", type=int, metavar="N", help="live: N clients in namespaces")
+    p.add_argument("--hold", type=float, help="live: seconds to keep it up (default: Ctrl-C)")
     p.set_defaults(func=run)
+
+
+def run_live(out: Path, clients: int, hold: Optional[float]) -> int:
+    import time
+
+    from simulator.hotspot_netns import NetnsHotspot
+
+    with NetnsHotspot(out, clients, universal_macs=min(1, clients)) as net:
+        net.lease_all()
+        print(f"hotspot up: namespace {net.ap}, bridge br0, {clients} clients leased; count with")
+        print(f"  ip netns exec {net.ap} simpul-agent clients count --interface br0 --seconds 10")
+        print(f"  (or read {net.leases})", flush=True)
+        deadline = time.monotonic() + (hold if hold is not None else 10.0**9)
+        try:
+            while time.monotonic() < deadline:  # clients ARP now and then, as phones do
+                time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+                net.chatter()
+        except KeyboardInterrupt:
+            pass
+    print("hotspot namespaces deleted")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.netns is not None:
+        return run_live(out, args.netns, args.hold)
     pop = Population(
         seed=args.seed,
         clients=args.clients,

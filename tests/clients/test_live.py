@@ -222,3 +222,33 @@ print(json.dumps({{"connected": acc.metrics["scan_connected_1m"], "scans": c.sca
 """
     result = in_ap(net, code)
     assert result == {"connected": CLIENTS, "scans": 2, "state": "ok"}
+
+
+def test_simulator_live_hotspot_command(tmp_path):
+    done = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "simulator.cli",
+            "hotspot",
+            "--out",
+            str(tmp_path),
+            "--netns",
+            "2",
+            "--hold",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(REPO),
+    )
+    assert done.returncode == 0, done.stderr
+    namespace = done.stdout.split("namespace ", 1)[1].split(",", 1)[0]
+    assert "2 clients leased" in done.stdout and "namespaces deleted" in done.stdout
+    assert (
+        namespace
+        not in subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=True
+        ).stdout
+    )
