@@ -9,6 +9,24 @@ from typing import Annotated, Any, Callable, Dict, Union
 from pydantic import Field
 
 from agent.collectors.base import Collector
+from agent.collectors.clients import (
+    DnsmasqCollector,
+    DnsmasqConfig,
+    HostapdCollector,
+    HostapdConfig,
+    IwCollector,
+    IwConfig,
+    NeighCollector,
+    NeighConfig,
+)
+from agent.collectors.clients_capture import (
+    ArpScanCollector,
+    ArpScanConfig,
+    CaptureCollector,
+    CaptureConfig,
+    ProbesCollector,
+    ProbesConfig,
+)
 from agent.collectors.health import HealthCollector, HealthConfig
 from agent.collectors.modbus import ModbusCollector, ModbusConfig
 from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
@@ -27,6 +45,13 @@ CollectorConfig = Annotated[
     Union[
         HealthConfig, SyntheticConfig, Pms5003Config, Sds011Config, ModbusConfig, BridgeConfig,
         PiThrottleConfig, WanConfig, RtspConfig, TierUsageConfig,
+        HostapdConfig,
+        IwConfig,
+        DnsmasqConfig,
+        NeighConfig,
+        CaptureConfig,
+        ProbesConfig,
+        ArpScanConfig,
     ],
     Field(discriminator="type"),
 ]
@@ -42,6 +67,13 @@ FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "wan": WanCollector,
     "rtsp": RtspCollector,
     "tier_usage": TierUsageCollector,
+    "clients_hostapd": HostapdCollector,
+    "clients_iw": IwCollector,
+    "clients_dnsmasq": DnsmasqCollector,
+    "clients_neigh": NeighCollector,
+    "clients_capture": CaptureCollector,
+    "clients_probes": ProbesCollector,
+    "clients_arpscan": ArpScanCollector,
 }
 
 
