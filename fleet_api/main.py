@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, Response
 
 from fleet_api import __version__
 from fleet_api.api.routes import devices, site
+from fleet_api.dashboard import routes as dashboard
 from fleet_api.deps import Services
 from fleet_api.metrics import HTTP_LATENCY
 
@@ -21,6 +22,9 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.include_router(site.router)
     app.include_router(devices.router)
+    app.include_router(dashboard.api)
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app)
 
     @app.middleware("http")
     async def log_access(request: Request,

@@ -1,9 +1,8 @@
 """Health, metrics, kiosk sign-in and the dashboard's entry page."""
 
-import html
 from typing import Optional
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -32,18 +31,3 @@ def login(services: ServicesDep, token: Optional[str] = None
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
     return response
-
-
-@router.get("/", tags=["site"], response_class=HTMLResponse)
-def overview(request: Request, services: ServicesDep) -> HTMLResponse:
-    principal = lookup(services.engine, request.cookies.get(COOKIE, ""))
-    if principal is None:
-        return HTMLResponse(
-            "<!doctype html><html lang='id'><meta charset='utf-8'><title>Simpul</title>"
-            "<h1>Simpul</h1><form action='/login'><label>Token API "
-            "<input name='token' type='password'></label><button>Masuk</button></form></html>")
-    return HTMLResponse(
-        "<!doctype html><html lang='id'><meta charset='utf-8'><title>Simpul</title>"
-        f"<h1>Simpul</h1><p>Masuk sebagai {html.escape(principal.role)}.</p>"
-        "<p>Dasbor lengkap menyusul; lihat <a href='/api/v1/devices'>/api/v1/devices</a>.</p>"
-        "</html>")
