@@ -66,7 +66,9 @@ def box_config(reg: Registered, data_dir: Path, interval: float, seed: int) -> A
         "device": {"device_id": reg.device_id, "data_dir": str(data_dir / reg.device_id)},
         "broker": {"url": reg.url},
         "publish": {"sample_interval_s": interval, "health_interval_s": interval * 3},
-        "collectors": [{"type": "synthetic", "name": "sim", "shape": "city", "seed": seed}],
+        "collectors": [{"type": "synthetic", "name": "sim", "shape": "city", "seed": seed},
+                       {"type": "synthetic", "name": "board", "shape": "box", "seed": seed,
+                        "stream": "health"}],
     })
 
 

@@ -15,7 +15,7 @@ Sample config:
     [[collectors]]
     type = "synthetic"
     name = "sim"
-    shape = "city"
+    shape = "city"             # or "box": CPU and SoC temperature, with stream = "health"
     seed = 7
 """
 
@@ -36,7 +36,7 @@ class SyntheticConfig(BaseModel):
     name: str = Field(default="synthetic", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     stream: str = Field(default="telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     values: Dict[str, float] = Field(default_factory=dict)
-    shape: Optional[Literal["city"]] = None
+    shape: Optional[Literal["city", "box"]] = None
     seed: int = 0
 
 
@@ -55,6 +55,17 @@ def city_readings(rng: random.Random, now: float) -> Dict[str, float]:
     }
 
 
+def box_readings(rng: random.Random, now: float) -> Dict[str, float]:
+    """A Pi in an enclosure: warmer and busier in the afternoon."""
+    hour = (now / 3600.0 + 7) % 24
+    sun = max(0.0, math.sin((hour - 6) / 12 * math.pi))
+    return {
+        "cpu_percent": round(max(0.5, 8 + 10 * sun + rng.gauss(0, 2)), 1),
+        "soc_temp_c": round(45 + 15 * sun + rng.gauss(0, 0.5), 1),
+        "disk_percent": 31.0,
+    }
+
+
 class SyntheticCollector(PollingCollector):
     def __init__(self, config: SyntheticConfig, clock: Callable[[], float] = time.time) -> None:
         self.name = config.name
@@ -67,8 +78,9 @@ class SyntheticCollector(PollingCollector):
 
     def gather(self, acc: Accumulator) -> None:
         self._count += 1
-        if self._shape == "city":
-            for key, value in city_readings(self._rng, self._clock()).items():
+        if self._shape is not None:
+            readings = city_readings if self._shape == "city" else box_readings
+            for key, value in readings(self._rng, self._clock()).items():
                 acc.add(key, value)
         for key, value in self._values.items():
             acc.add(key, value)
