@@ -262,7 +262,14 @@ class Ingest:
             if rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST):
                 self._reconnect()
                 continue
-            if self._due() and not self.flush():
+            try:
+                if self._due() and not self.flush():
+                    self._stop.wait(1.0)
+            except Exception:  # a bug in one batch must not kill the worker: it is redelivered
+                log.exception("ingest flush failed; %d messages stay unacknowledged",
+                              len(self._buffer))
+                metrics.INGEST_DB_ERRORS.inc()
+                self._buffer = []
                 self._stop.wait(1.0)
             self._beat()
         if self._buffer:

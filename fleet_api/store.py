@@ -31,11 +31,13 @@ def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
         return 0
     stmt: Any
     if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
-    else:
-        stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
+        # psycopg reports no rowcount for a batched insert; RETURNING counts new rows.
+        stmt = (postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
+                .returning(records.c.id))
+        return len(conn.execute(stmt, rows).fetchall())
+    stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
     result = conn.execute(stmt, rows)
-    return int(result.rowcount or 0)
+    return max(int(result.rowcount or 0), 0)
 
 
 def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:
