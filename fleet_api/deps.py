@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from fleet_api.accounts import AccountSync
 from fleet_api.auth import COOKIE, Principal, lookup
+from fleet_api.publisher import Publisher
 from fleet_api.settings import Settings
 
 
@@ -16,6 +17,7 @@ class Services:
     engine: Engine
     settings: Settings
     accounts: Optional[AccountSync] = None
+    publisher: Optional[Publisher] = None
 
 
 def get_services(request: Request) -> Services:

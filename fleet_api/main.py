@@ -7,7 +7,7 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from fleet_api import __version__
-from fleet_api.api.routes import devices, site
+from fleet_api.api.routes import admin, commands, config, devices, groups, site
 from fleet_api.deps import Services
 from fleet_api.metrics import HTTP_LATENCY
 
@@ -21,6 +21,10 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.include_router(site.router)
     app.include_router(devices.router)
+    app.include_router(config.router)
+    app.include_router(commands.router)
+    app.include_router(groups.router)
+    app.include_router(admin.router)
 
     @app.middleware("http")
     async def log_access(request: Request,
