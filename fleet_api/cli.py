@@ -94,7 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     if ingest is not None:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
-    worker = Worker(engine, publisher).start()
+    worker = Worker(engine, publisher, heartbeat_timeout_s=args.heartbeat_timeout,
+                    alert_interval_s=args.alert_interval).start()
     app = create_app(Services(engine=engine, settings=settings, accounts=accounts,
                               publisher=publisher))
     try:
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-timeout", type=float, default=120.0,
                    help="seconds of silence after which an online device shows offline")
     p.add_argument("--ingest-client-id", default="simpul-ingest-1")
+    p.add_argument("--alert-interval", type=float, default=5.0,
+                   help="seconds between alert evaluations")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ingest", help="one more ingest worker on the shared subscription")

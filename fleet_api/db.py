@@ -183,6 +183,72 @@ audit = Table(
 )
 Index("audit_at", audit.c.at)
 
+# -- 0003: alerts, events, webhooks --------------------------------------------------------
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(63), nullable=False),
+    Column("rule", String(32), nullable=False),
+    Column("subject", String(64), nullable=False, default=""),
+    Column("category", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # open, resolved
+    Column("message", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("count", Integer, nullable=False, default=1),
+    # device:rule:subject while open, NULL once resolved: the unique key deduplicates.
+    Column("open_key", String(200), nullable=True, unique=True),
+    Column("opened_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("resolved_at", DateTime, nullable=True),
+    Column("acked_by", String(100), nullable=True),
+    Column("acked_at", DateTime, nullable=True),
+)
+Index("alerts_device", alerts.c.device_id, alerts.c.status)
+Index("alerts_status", alerts.c.status, alerts.c.opened_at)
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("webhook_id", Integer, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("deliveries_due", deliveries.c.status, deliveries.c.next_at)
+
+
+def inserted_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    if not key:
+        raise RuntimeError("the insert returned no primary key")
+    return int(key[0])
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -7,7 +7,7 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from fleet_api import __version__
-from fleet_api.api.routes import admin, commands, config, devices, groups, site
+from fleet_api.api.routes import admin, alerts, commands, config, devices, groups, site
 from fleet_api.deps import Services
 from fleet_api.metrics import HTTP_LATENCY
 
@@ -24,6 +24,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(config.router)
     app.include_router(commands.router)
     app.include_router(groups.router)
+    app.include_router(alerts.router)
     app.include_router(admin.router)
 
     @app.middleware("http")

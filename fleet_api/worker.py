@@ -9,12 +9,15 @@ import logging
 import os
 import secrets
 import threading
+import time
 from typing import Callable, List, Optional
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet_api import commands, lease, rollout
+from fleet_api import commands, lease, rollout, webhooks
+from fleet_api.alerts import Evaluator
 from fleet_api.db import devices
 from fleet_api.publisher import Publisher, publish_desired
 
@@ -25,9 +28,13 @@ LEASE_TTL_S = 10.0
 
 
 class Worker:
-    def __init__(self, engine: Engine, publisher: Optional[Publisher], tick_s: float = 1.0
-                 ) -> None:
+    def __init__(self, engine: Engine, publisher: Optional[Publisher], tick_s: float = 1.0,
+                 heartbeat_timeout_s: float = 120.0, alert_interval_s: float = 5.0) -> None:
         self.engine = engine
+        self.evaluator = Evaluator(engine, heartbeat_timeout_s)
+        self.alert_interval_s = alert_interval_s
+        self._evaluated = 0.0
+        self.http = httpx.Client(timeout=5.0)
         self.publisher = publisher
         self.tick_s = tick_s
         self.holder = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -36,7 +43,8 @@ class Worker:
         self.tasks: List[Callable[[], None]] = [
             self._republish, lambda: rollout.advance(self.engine, self.publisher),
             lambda: commands.republish_queued(self.engine, self.publisher),
-            self._expire,
+            self._expire, self._alerts,
+            self._webhooks,
         ]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)
@@ -50,6 +58,15 @@ class Worker:
         self._thread.join(timeout=10)
         if self.held:
             lease.release(self.engine, LEASE, self.holder)
+        self.http.close()
+
+    def _webhooks(self) -> None:
+        webhooks.deliver_due(self.engine, self.http)
+
+    def _alerts(self) -> None:
+        if time.monotonic() - self._evaluated >= self.alert_interval_s:
+            self._evaluated = time.monotonic()
+            self.evaluator.run()
 
     def _expire(self) -> None:
         commands.expire(self.engine)

@@ -50,6 +50,8 @@ def db_url(request: pytest.FixtureRequest, scratch: Path) -> Iterator[str]:
 
 @pytest.fixture
 def fleet(scratch: Path, broker: Broker, db_url: str) -> Iterator[Fleet]:
-    f = Fleet(scratch, broker, db_url=db_url).start()
+    f = Fleet(scratch, broker, db_url=db_url)
+    f.process.args += ["--alert-interval", "0.5"]
+    f.start()
     yield f
     f.stop()

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from fleet_api import rollout as ro
 from fleet_api import twin
 from fleet_api.audit import record
-from fleet_api.db import devices, groups, iso, rollouts, utcnow
+from fleet_api.db import devices, groups, inserted_id, iso, rollouts, utcnow
 from fleet_api.deps import Operator, ServicesDep, Viewer
 from fleet_api.publisher import publish_desired
 
@@ -111,11 +111,11 @@ def _apply(services: Any, who: Any, name: str, template: Dict[str, Any],
                 conn.execute(rollouts.update().where(rollouts.c.group_name == name,
                                                      rollouts.c.status == "running")
                              .values(status="superseded", updated_at=now))
-                rollout_id = conn.execute(rollouts.insert().values(
+                rollout_id = inserted_id(conn.execute(rollouts.insert().values(
                     group_name=name, target_rev=rev, stage_size=spec.stage_size,
                     stage_timeout_s=spec.stage_timeout_s, status="running", stage=0,
                     waiting={}, done=[], failed=[], created_by=who.name or f"#{who.token_id}",
-                    created_at=now, updated_at=now)).inserted_primary_key[0]
+                    created_at=now, updated_at=now)))
             record(conn, who, action, f"group:{name}",
                    {"rev": rev, "template": template, "rollout": rollout_id})
     except (twin.TwinError, twin.VersionConflict, LookupError) as exc:
