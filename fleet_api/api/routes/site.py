@@ -2,7 +2,7 @@
 
 from typing import Optional
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,10 +23,15 @@ def prometheus_metrics() -> Response:
 
 
 @router.get("/login", tags=["site"], response_model=None)
-def login(services: ServicesDep, token: Optional[str] = None
+def login(request: Request, services: ServicesDep, token: Optional[str] = None
           ) -> "RedirectResponse | HTMLResponse":
     """Trade a token for an HttpOnly session cookie (wall screens), then go to the overview."""
+    client = request.client.host if request.client else "?"
+    if services.limiter.blocked_for(client):
+        return HTMLResponse("<h1>Terlalu banyak percobaan / too many tries</h1>",
+                            status_code=429)
     if not token or lookup(services.engine, token) is None:
+        services.limiter.failed(client)
         return HTMLResponse("<h1>Token tidak dikenal / unknown token</h1>", status_code=401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
