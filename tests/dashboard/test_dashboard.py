@@ -70,3 +70,44 @@ def test_page_weight_is_under_300_kb(page, fleet: Fleet, sim_fleet: Process) -> 
         page.wait_for_selector("body[data-loaded='1']", timeout=20000)
         page.remove_listener("response", count)
         assert 0 < sum(sizes) < 300 * 1024, (path, sum(sizes))
+
+
+def test_change_a_tier_and_watch_the_box_apply_it(page, fleet: Fleet, sim_fleet: Process) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, fleet)
+    page.goto(f"{fleet.url}/devices/ui-0002")
+    page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+    page.select_option("#tier-choice", "300")
+    page.once("dialog", lambda dialog: dialog.accept())  # "change this point's tier to 300?"
+    page.click("#tier-change")
+    page.wait_for_selector("#tier-status.ok", timeout=60000)
+    assert "300" in page.locator("#tier-status").inner_text()
+    assert page.locator("#tier-applied").inner_text() == "300"
+    assert page.locator("#tier-req").inner_text() == "300"
+    with fleet.api() as api:
+        device = api.get("/api/v1/devices/ui-0002").json()
+    assert device["tier_mbps"] == 300 and device["tier_applied_mbps"] == 300
+    page.screenshot(path=str(SHOTS / "tier-applied.png"))
+
+
+def test_an_alert_from_a_simulated_fault_appears_live(page, fleet: Fleet,  # type: ignore[no-untyped-def]
+                                                     sim_fleet: Process) -> None:
+    with fleet.api() as api:
+        # This group calls a point down after 3 s of silence.
+        assert api.put("/api/v1/groups/cepat", json={
+            "thresholds": {"offline_min": 0.05}}).status_code == 200
+        assert api.put("/api/v1/devices/ui-0003/group",
+                       json={"group": "cepat"}).status_code == 200
+    sign_in(page, fleet)
+    page.goto(f"{fleet.url}/alerts")
+    page.wait_for_selector("body[data-loaded='1']")
+    page.wait_for_selector("#live.on", timeout=10000)
+    assert page.locator("#alerts tbody tr").count() == 0
+    page.evaluate("window.__same_page = true")
+    sim_fleet.stop()  # the fault: the simulated boxes go down
+    page.wait_for_selector("#alerts tbody tr", timeout=60000)
+    assert page.evaluate("window.__same_page") is True  # no reload happened
+    row = page.locator("#alerts tbody tr").first.inner_text()
+    assert "ui-0003" in row
+    page.screenshot(path=str(SHOTS / "alerts.png"))
+    page.click("button[data-ack]")
+    page.wait_for_selector("#alerts tbody tr:has-text('✓')", timeout=10000)
