@@ -13,7 +13,9 @@
 # arm64 runs under qemu-user-static (binfmt F flag), about ten times slower.
 set -euo pipefail
 
-ROOTFS_VERSION="1 bullseye minbase python3 python3-venv"
+# What a box has that the agent uses: python3 (3.9.2), venv, ip/tc and ping.
+PACKAGES=python3,python3-venv,iproute2,iputils-ping
+ROOTFS_VERSION="2 bullseye minbase $PACKAGES"
 CACHE=${SIMPUL_CACHE:-/var/cache/simpul}
 MIRROR=${SIMPUL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 VENV=/opt/simpul-py39
@@ -65,7 +67,7 @@ build_rootfs() {
     local tmp=$ROOT.new
     rm -rf "$tmp" "$ROOT"
     local start=$SECONDS
-    debootstrap --arch="$ARCH" --variant=minbase --include=python3,python3-venv \
+    debootstrap --arch="$ARCH" --variant=minbase --include="$PACKAGES" \
         bullseye "$tmp" "$MIRROR" > "$CACHE/debootstrap-$ARCH.log" 2>&1 \
         || { tail -20 "$CACHE/debootstrap-$ARCH.log" >&2; die "debootstrap failed"; }
     rm -rf "$tmp"/var/cache/apt/archives/*.deb
@@ -130,7 +132,7 @@ inside() {
     # place, and the repo is mounted read-only.
     say "$(chroot "$ROOT" "${env[@]}" python -c 'import platform as p
 print("Python", p.python_version(), "on Debian", open("/etc/debian_version").read().strip(),
-      p.machine())'), $(ls "$wheels" | grep -c -v requirements.txt) wheels, ${#files[@]} test files"
+      p.machine())'), $(ls "$wheels" | grep -c -v requirements.txt) packages, ${#files[@]} test files"
     chroot "$ROOT" "${env[@]}" sh -c 'cd /tmp && exec "$@"' sh \
         python -m pytest -c /repo/pyproject.toml --rootdir /repo -p no:cacheprovider \
         -m py39 -q "${paths[@]}" "$@"
