@@ -65,9 +65,15 @@ build_rootfs() {
     command -v debootstrap >/dev/null || die "needs debootstrap (apt-get install debootstrap)"
     say "building $ROOT with debootstrap (amd64 ~2.5 min, arm64 ~6 min)"
     local tmp=$ROOT.new
+    # Never rm -rf a tree with something mounted in it (a bind of /dev would go too).
+    if grep -qE " ($ROOT|$tmp)/" /proc/self/mountinfo; then
+        die "something is still mounted under $ROOT: see findmnt; not removing it"
+    fi
     rm -rf "$tmp" "$ROOT"
     local start=$SECONDS
-    debootstrap --arch="$ARCH" --variant=minbase --include="$PACKAGES" \
+    # In its own mount namespace, so the /proc and /sys debootstrap mounts in the target
+    # go away with it even if it is killed.
+    unshare --mount --propagation private debootstrap --arch="$ARCH" --variant=minbase --include="$PACKAGES" \
         bullseye "$tmp" "$MIRROR" > "$CACHE/debootstrap-$ARCH.log" 2>&1 \
         || { tail -20 "$CACHE/debootstrap-$ARCH.log" >&2; die "debootstrap failed"; }
     rm -rf "$tmp"/var/cache/apt/archives/*.deb
@@ -138,23 +144,29 @@ print("Python", p.python_version(), "on Debian", open("/etc/debian_version").rea
         -m py39 -q "${paths[@]}" "$@"
 }
 
-if [ "$MODE" = inside ]; then
-    MODE=$1; shift
-    inside "$@"
-    exit
-fi
+# The whole run is one function, parsed before it starts: editing this file while a
+# run is under way cannot make bash read half a line.
+main() {
+    if [ "$MODE" = inside ]; then
+        MODE=$1; shift
+        inside "$@"
+        return
+    fi
+    mkdir -p "$CACHE"
+    ensure_binfmt
+    (flock 9; build_rootfs) 9> "$CACHE/.rootfs-$ARCH.lock"
+    local py=${PYTHON:-} wheels
+    if [ -z "$py" ]; then
+        if [ -x "$REPO/.venv/bin/python" ]; then py=$REPO/.venv/bin/python; else py=python3; fi
+    fi
+    wheels=$(flock "$CACHE/.wheels.lock" "$py" "$(dirname "$SELF")/py39_wheels.py" \
+        --arch "$ARCH" --cache "$CACHE" --pyproject "$REPO/pyproject.toml") \
+        || die "wheel download failed"
+    # The rootfs lock is held shared while tests run, so a rebuild never pulls it away.
+    export SIMPUL_WHEELS=$wheels
+    exec flock -s "$CACHE/.rootfs-$ARCH.lock" \
+        unshare --mount --propagation private \
+        bash "$SELF" --arch "$ARCH" --repo "$REPO" --inside "$MODE" "$@"
+}
 
-mkdir -p "$CACHE"
-ensure_binfmt
-(flock 9; build_rootfs) 9> "$CACHE/.rootfs-$ARCH.lock"
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-    if [ -x "$REPO/.venv/bin/python" ]; then PY=$REPO/.venv/bin/python; else PY=python3; fi
-fi
-WHEELS=$(flock "$CACHE/.wheels.lock" "$PY" "$(dirname "$SELF")/py39_wheels.py" --arch "$ARCH" \
-    --cache "$CACHE" --pyproject "$REPO/pyproject.toml") || die "wheel download failed"
-# The rootfs lock is held shared while tests run, so a rebuild never pulls it away.
-export SIMPUL_WHEELS=$WHEELS
-exec flock -s "$CACHE/.rootfs-$ARCH.lock" \
-    unshare --mount --propagation private \
-    bash "$SELF" --arch "$ARCH" --repo "$REPO" --inside "$MODE" "$@"
+main "$@"; exit
