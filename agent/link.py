@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -51,7 +52,7 @@ class LinkSettings:
 def backoff_delay(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with jitter: spread a city's reconnects after an outage."""
     ceiling = min(BACKOFF_MAX_S, BACKOFF_BASE_S * (2 ** min(attempt, 10)))
-    return ceiling * rng.uniform(0.5, 1.0)
+    return float(ceiling * rng.uniform(0.5, 1.0))
 
 
 class Link:
@@ -79,7 +80,7 @@ class Link:
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=s.device_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=s.device_id, protocol=mqtt.MQTTv5
         )
         client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -196,7 +197,7 @@ class Link:
 
     def _message(self, _client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
         if self._on_message:
-            self._on_message(msg.topic, msg.payload)
+            self._on_message(msg.topic, bytes(msg.payload))
 
     def drop_pending(self) -> List[AckCallback]:
         """Forget all unacknowledged publishes (their records stay in the outbox)."""

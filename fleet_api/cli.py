@@ -4,7 +4,7 @@ import argparse
 import logging
 import sys
 import threading
-from typing import List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from sqlalchemy import select
 
@@ -29,14 +29,14 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
     return engine
 
 
-def _settings(args: argparse.Namespace, **extra: object):  # type: ignore[no-untyped-def]
+def _settings(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untyped-def]
     from fleet_api.settings import Settings
 
     return Settings(db_url=args.db, mqtt_url=args.mqtt, broker_data=args.broker_data,
                     mqtt_password_file=getattr(args, "mqtt_password_file", None), **extra)
 
 
-def _accounts_loader(engine):  # type: ignore[no-untyped-def]
+def _accounts_loader(engine: Any) -> Callable[[], List[Tuple[str, str]]]:
     from fleet_api.db import devices
 
     def load() -> List[Tuple[str, str]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -73,7 +74,7 @@ class Ingest:
         self._stop = threading.Event()
         self._last_beat = 0.0
         self._attempt = 0
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
@@ -129,7 +130,7 @@ class Ingest:
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         if not self._buffer:
             self._first_at = time.monotonic()
-        self._buffer.append(Message(msg.topic, msg.payload, msg.mid, msg.qos, msg.retain))
+        self._buffer.append(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, msg.retain))
 
     def _due(self) -> bool:
         return bool(self._buffer) and (

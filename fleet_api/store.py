@@ -29,6 +29,7 @@ class Batch:
 def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
     if not rows:
         return 0
+    stmt: Any
     if conn.dialect.name == "postgresql":
         stmt = postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
     else:

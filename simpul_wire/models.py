@@ -8,9 +8,9 @@ agent runs on Python 3.9.
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 # Largest payload the contract allows; the broker's message_size_limit matches it.
@@ -31,19 +31,22 @@ class WireError(ValueError):
         self.field = field
 
 
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset")
+    return value.astimezone(timezone.utc)
+
+
+# A timestamp with an offset, normalised to UTC; a naive one is refused.
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     device_id: str
-    ts: datetime = Field(default_factory=utcnow)
-
-    @field_validator("ts")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp must carry a UTC offset")
-        return value.astimezone(timezone.utc)
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class SourceStatus(BaseModel):
@@ -70,7 +73,7 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seq: int = Field(ge=0)
-    ts: datetime
+    ts: UtcDatetime
     metrics: Dict[str, float] = Field(default_factory=dict)
     sources: Dict[str, SourceStatus] = Field(default_factory=dict)
     gap: Optional[Gap] = None
@@ -111,7 +114,7 @@ class ReportedConfig(_Payload):
 
     version: int = Field(ge=0)
     config_hash: str
-    applied_at: Optional[datetime] = None
+    applied_at: Optional[UtcDatetime] = None
     error: Optional[str] = None
     failed_version: Optional[int] = None
     tier_applied: Optional[Dict[str, float]] = None
@@ -121,7 +124,7 @@ class Command(_Payload):
     command_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     args: Dict[str, Any] = Field(default_factory=dict)
-    expires_at: datetime
+    expires_at: UtcDatetime
 
 
 class CommandResult(_Payload):

@@ -8,7 +8,7 @@ import importlib
 import sys
 from typing import Callable, List, Optional
 
-COMMAND_MODULES: List[str] = ["fleet", "sensor"]
+COMMAND_MODULES: List[str] = ["fleet", "sensor", "bootloader"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""`simpul-field` subcommands, one module each (see firmware_bridge/cli.py)."""

@@ -1,0 +1,88 @@
+"""The durable outbox: identity survives restarts, confirmation, resend and budget."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.outbox import Outbox
+
+pytestmark = pytest.mark.py39
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_seq_and_epoch_survive_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "o.sqlite")
+    box = Outbox(path)
+    assert [box.append("telemetry", {"n": i}) for i in range(3)] == [0, 1, 2]
+    assert box.append("health", {"n": 0}) == 0
+    epoch = box.epoch
+    box.close()
+    again = Outbox(path)
+    assert again.epoch == epoch
+    assert again.append("telemetry", {"n": 3}) == 3
+    assert again.depth() == 5
+    # A fresh file (a re-flashed card) gets a new epoch.
+    assert Outbox(str(tmp_path / "new.sqlite")).epoch != epoch
+
+
+def test_health_goes_before_bulk_telemetry(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"))
+    for i in range(3):
+        box.append("telemetry", {"n": i})
+    box.append("health", {"n": 0})
+    assert [(r.stream, r.seq) for r in box.pending(10)] == [
+        ("health", 0), ("telemetry", 0), ("telemetry", 1), ("telemetry", 2)]
+
+
+def test_sent_records_wait_for_confirmation_then_resend(tmp_path: Path) -> None:
+    clock = Clock()
+    box = Outbox(str(tmp_path / "o.sqlite"), clock=clock, resend_after_s=30)
+    for i in range(4):
+        box.append("telemetry", {"n": i})
+    first = box.pending(2)
+    box.mark_sent([r.id for r in first])
+    assert [r.seq for r in box.pending(10)] == [2, 3]
+    clock.now += 31
+    assert [r.seq for r in box.pending(10)] == [0, 1, 2, 3]
+    box.mark_sent([r.id for r in box.pending(10)])
+    clock.now += 31  # seq 0 and 1 are on their second try: they wait twice as long
+    assert [r.seq for r in box.pending(10)] == [2, 3]
+    box.mark_sent([r.id for r in box.pending(10)])
+    assert box.confirm("telemetry", "f" * 16, [(0, 3)]) == 0  # another epoch
+    assert box.confirm("telemetry", box.epoch, [(0, 1), (3, 3)]) == 3
+    assert [r.seq for r in box.pending(10, exclude=())] == []
+    box.resend_unconfirmed()
+    assert [r.seq for r in box.pending(10)] == [2]
+
+
+def test_budget_drops_oldest_as_one_counted_gap(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"), max_bytes=64 * 1024)
+    for i in range(2000):
+        box.append("telemetry", {"ts": "t", "pad": "x" * 60, "n": i})
+    assert box.bytes <= 64 * 1024
+    records = box.pending(5000)
+    gap = records[0]
+    assert gap.seq == 0 and gap.body["gap"]["reason"] == "budget"
+    dropped_to = gap.body["gap"]["to_seq"]
+    assert box.counter("dropped") == dropped_to + 1
+    # Nothing silently lost: the gap and the kept records cover every seq once.
+    assert [r.seq for r in records[1:]] == list(range(dropped_to + 1, 2000))
+
+
+def test_age_cap_drops_old_records(tmp_path: Path) -> None:
+    clock = Clock()
+    box = Outbox(str(tmp_path / "o.sqlite"), max_age_s=3600, clock=clock)
+    for i in range(3):
+        box.append("telemetry", {"ts": "t", "n": i})
+    clock.now += 7200
+    box.append("telemetry", {"ts": "t", "n": 3})
+    records = box.pending(10)
+    assert records[0].body["gap"] == {"to_seq": 2, "reason": "age"}
+    assert [r.seq for r in records] == [0, 3]
