@@ -201,22 +201,32 @@ class ModbusCollector:
         regmap = self.poller.regmap if self.poller else self.config.register_map()
         return {f"{self.name}_{k}": v for k, v in regmap.units().items()}
 
-    def gather(self, acc: Accumulator) -> None:
+    def _assess(self, acc: Accumulator, counters: bool) -> Optional[Dict[str, float]]:
         if self.poller is None:
             raise CollectorError("modbus collector not started")
         p, now = self.poller, time.monotonic()
         with p.lock:
             connected, reason, values, problem = p.connected, p.reason, p.values, p.last_problem
             last_at, frames_ok, errors = p.last_reading_at, p.frames_ok, p.request_errors
-        acc.add(f"{self.name}_frames_ok", frames_ok)
-        acc.add(f"{self.name}_request_errors", errors)
-        if last_at is not None:
-            acc.add(f"{self.name}_last_reading_age_s", now - last_at)
+        if counters:
+            acc.add(f"{self.name}_frames_ok", frames_ok)
+            acc.add(f"{self.name}_request_errors", errors)
+            if last_at is not None:
+                acc.add(f"{self.name}_last_reading_age_s", now - last_at)
         if not connected:
             acc.status(self.name, "unavailable", reason or "port closed")
         elif values is None or last_at is None or now - last_at > self.config.stale_after_s:
             acc.status(self.name, "unavailable", problem or "port open, waiting for a reading")
         else:
-            for key, value in values.items():
-                acc.add(f"{self.name}_{key}", value)
             acc.status(self.name, "ok")
+            return values
+        return None
+
+    def gather(self, acc: Accumulator) -> None:
+        """The values in physical units, and the source's status."""
+        for key, value in (self._assess(acc, counters=False) or {}).items():
+            acc.add(f"{self.name}_{key}", value)
+
+    def gather_health(self, acc: Accumulator) -> None:
+        """Answered and failed requests, age of the last reading, and the status."""
+        self._assess(acc, counters=True)
