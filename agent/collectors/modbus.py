@@ -198,8 +198,11 @@ class ModbusCollector:
             self.poller.close()
 
     def units(self) -> Dict[str, str]:
+        """Metric catalogue of this collector: full metric name -> unit."""
+        from agent.sensors.catalogue import metric_units
+
         regmap = self.poller.regmap if self.poller else self.config.register_map()
-        return {f"{self.name}_{k}": v for k, v in regmap.units().items()}
+        return metric_units(self.name, "modbus", regmap.units())
 
     def _assess(self, acc: Accumulator, counters: bool) -> Optional[Dict[str, float]]:
         if self.poller is None:

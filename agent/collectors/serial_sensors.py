@@ -114,6 +114,13 @@ class SerialSensorCollector:
         if self._reader is not None:
             self._reader.close()
 
+    def units(self) -> Dict[str, str]:
+        """Metric catalogue of this collector: full metric name -> unit."""
+        from agent.sensors.catalogue import metric_units
+
+        extra = self.driver.units() if hasattr(self.driver, "units") else {}
+        return metric_units(self.name, self.config.type, extra)
+
     def _counters(self, acc: Accumulator, age: Optional[float]) -> None:
         c = self.driver.counters
         acc.add(f"{self.name}_frames_ok", c.frames_ok)

@@ -92,6 +92,10 @@ def test_unplug_replug_resumes_without_restart(sensor_sim, driver, extra, values
         assert figures.metrics["air_frames_ok"] >= 1
         assert figures.metrics["air_last_reading_age_s"] < 2.0
         assert figures.sources["air"].state == "ok"
+        # Every metric has a unit in the collector's catalogue.
+        units = collector.units()
+        assert set(acc.metrics) | set(figures.metrics) <= set(units)
+        assert units[metric] in {"ug/m3", "cm"}
 
         sim.unplug_toggle()
         acc = wait_state(collector, "unavailable")
