@@ -94,3 +94,17 @@ def test_modbus_wrong_slave_address(sensor_sim, tmp_path):
                      "--map", str(wrong), "--timeout", "2")
     assert done.returncode == 1
     assert "slave address" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_doctor_checks_serial_ports(sensor_sim, tmp_path):
+    sim = sensor_sim("sds011")
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\ndevice_id = "doc-1"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[[collectors]]\ntype = "sds011"\nname = "air"\nport = "{sim.link}"\n'
+        f'[[collectors]]\ntype = "pms5003"\nname = "gone"\nport = "{tmp_path / "nothing"}"\n')
+    done = agent_cli("doctor", "--config", str(config))
+    assert done.returncode == 1
+    assert f"ok   port of air: {sim.link} opens" in done.stdout
+    assert "FAIL port of gone: cannot open" in done.stdout
+    assert "dialout" in done.stdout and "Traceback" not in done.stdout + done.stderr
