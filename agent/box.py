@@ -161,8 +161,24 @@ class Box:
 
     def sample_health(self) -> None:
         acc = self._gather("health") or Accumulator()
+        self._gather_collector_health(acc)
         self.add_agent_figures(acc)
         self._store("health", acc)
+
+    def _gather_collector_health(self, acc: Accumulator) -> None:
+        """Figures about collectors themselves (serial port counters, source status)
+        from any collector offering `gather_health(acc)`, whatever its stream."""
+        for collector in self.collectors:
+            hook = getattr(collector, "gather_health", None)
+            if hook is None:
+                continue
+            try:
+                hook(acc)
+            except Exception as exc:  # a collector bug becomes a health figure, never a crash
+                self.collector_errors[collector.name] = (
+                    self.collector_errors.get(collector.name, 0) + 1)
+                acc.status(collector.name, "unavailable", f"collector error: {exc!r}")
+                log.exception("collector %s health failed", collector.name)
 
     def add_agent_figures(self, acc: Accumulator) -> None:
         """The agent's own figures: how long can this box stay offline?"""

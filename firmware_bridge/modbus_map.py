@@ -157,6 +157,29 @@ def rtu_valid(frame: bytes) -> bool:
     return len(frame) >= 4 and rtu_crc(frame[:-2]) == frame[-2:]
 
 
+def rtu_response_at(data: bytes) -> int:
+    """Offset of the first CRC-valid slave response in `data`, or -1.
+
+    A response is `unit fc ...`: for a read (FC 01-04) `unit fc n data[n] crc`, for an
+    exception `unit fc|0x80 code crc`, for a write echo (FC 05, 06, 15, 16) 8 bytes.
+    Noise before a response (a bus turnaround glitch) is skipped this way.
+    """
+    for at in range(len(data) - 4):
+        fc = data[at + 1]
+        if fc & 0x80:
+            length = 5
+        elif fc in (1, 2, 3, 4):
+            length = 5 + data[at + 2]
+        elif fc in (5, 6, 15, 16):
+            length = 8
+        else:
+            continue
+        frame = data[at : at + length]
+        if len(frame) == length and 1 <= data[at] <= 247 and rtu_valid(frame):
+            return at
+    return -1
+
+
 def silence_s(baud: int) -> float:
     """The inter-frame gap: 3.5 characters of 11 bits, at least 1.75 ms."""
     return 1.75e-3 if baud > 19200 else 3.5 * 11 / baud

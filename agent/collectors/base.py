@@ -4,6 +4,10 @@ A collector's `gather` adds metrics and source statuses to an Accumulator. It mu
 block for long: streaming sources (serial ports, packet capture) read in their own
 thread from `start()` and hand over their latest values in `gather`. A collector that
 raises becomes `unavailable` with the exception as its reason; the loop goes on.
+
+A collector may also offer `gather_health(acc)`: figures about itself (a serial port's
+frame counters, its source status) that go up with the health stream whatever the
+collector's own stream is.
 """
 
 from typing import Dict, List, Optional, Protocol, runtime_checkable

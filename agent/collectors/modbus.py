@@ -43,6 +43,7 @@ from firmware_bridge.modbus_map import (
     RegisterMap,
     parse_register_map,
     plan_reads,
+    rtu_response_at,
 )
 
 BACKOFF_START_S = 0.25
@@ -102,6 +103,8 @@ class ModbusPoller:
         self.frames_ok = 0
         self.request_errors = 0
         self.last_problem: Optional[str] = None
+        self.resyncs = 0
+        self.bytes_dropped = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -114,13 +117,29 @@ class ModbusPoller:
         if self._thread is not None:
             self._thread.join(timeout=3.0)
 
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus hook on raw bytes: skip noise before a slave's response, which
+        pymodbus's RTU framer does not resync past by itself."""
+        if sending:
+            return data
+        at = rtu_response_at(data)
+        if at > 0:
+            with self.lock:
+                self.bytes_dropped += at
+                self.resyncs += 1
+            return data[at:]
+        return data
+
     def _client(self) -> Any:
         from pymodbus.client import ModbusSerialClient
 
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we report it ourselves
+        extra: Dict[str, Any] = {}
+        if "trace_packet" in inspect.signature(ModbusSerialClient.__init__).parameters:
+            extra["trace_packet"] = self._trace
         return ModbusSerialClient(
             self.config.port, baudrate=self.config.baud, parity=self.config.parity,
-            timeout=self.config.timeout_s, retries=0,
+            timeout=self.config.timeout_s, retries=0, **extra,
         )
 
     def poll_once(self, client: Any) -> Optional[str]:
@@ -198,25 +217,41 @@ class ModbusCollector:
             self.poller.close()
 
     def units(self) -> Dict[str, str]:
-        regmap = self.poller.regmap if self.poller else self.config.register_map()
-        return {f"{self.name}_{k}": v for k, v in regmap.units().items()}
+        """Metric catalogue of this collector: full metric name -> unit."""
+        from agent.sensors.catalogue import metric_units
 
-    def gather(self, acc: Accumulator) -> None:
+        regmap = self.poller.regmap if self.poller else self.config.register_map()
+        return metric_units(self.name, "modbus", regmap.units())
+
+    def _assess(self, acc: Accumulator, counters: bool) -> Optional[Dict[str, float]]:
         if self.poller is None:
             raise CollectorError("modbus collector not started")
         p, now = self.poller, time.monotonic()
         with p.lock:
             connected, reason, values, problem = p.connected, p.reason, p.values, p.last_problem
             last_at, frames_ok, errors = p.last_reading_at, p.frames_ok, p.request_errors
-        acc.add(f"{self.name}_frames_ok", frames_ok)
-        acc.add(f"{self.name}_request_errors", errors)
-        if last_at is not None:
-            acc.add(f"{self.name}_last_reading_age_s", now - last_at)
+            resyncs, dropped = p.resyncs, p.bytes_dropped
+        if counters:
+            acc.add(f"{self.name}_frames_ok", frames_ok)
+            acc.add(f"{self.name}_request_errors", errors)
+            acc.add(f"{self.name}_resyncs", resyncs)
+            acc.add(f"{self.name}_bytes_dropped", dropped)
+            if last_at is not None:
+                acc.add(f"{self.name}_last_reading_age_s", now - last_at)
         if not connected:
             acc.status(self.name, "unavailable", reason or "port closed")
         elif values is None or last_at is None or now - last_at > self.config.stale_after_s:
             acc.status(self.name, "unavailable", problem or "port open, waiting for a reading")
         else:
-            for key, value in values.items():
-                acc.add(f"{self.name}_{key}", value)
             acc.status(self.name, "ok")
+            return values
+        return None
+
+    def gather(self, acc: Accumulator) -> None:
+        """The values in physical units, and the source's status."""
+        for key, value in (self._assess(acc, counters=False) or {}).items():
+            acc.add(f"{self.name}_{key}", value)
+
+    def gather_health(self, acc: Accumulator) -> None:
+        """Answered and failed requests, age of the last reading, and the status."""
+        self._assess(acc, counters=True)

@@ -1,7 +1,9 @@
 """Streaming serial sensors: Plantower PMS5003/7003, Nova SDS011 and Simpul boards.
 
 Each collector runs one reader thread on its port (agent/sensors/port.py); `gather`
-hands over the latest reading in physical units, the port's counters, and a status:
+hands over the latest reading in physical units and a status, and `gather_health` the
+port's counters (frames ok, checksum errors, resyncs, bytes dropped, age of the last
+reading) and the same status, for the health stream. The status is
 `unavailable` while the port is gone or silent (never zero, never the old value),
 `stale` when values stopped changing for `stuck_after_s`. Metrics are named
 `<name>_<value>`; units are in agent/sensors/catalogue.py.
@@ -29,7 +31,7 @@ Sample config:
 """
 
 import time
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Dict, Literal, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,6 +114,13 @@ class SerialSensorCollector:
         if self._reader is not None:
             self._reader.close()
 
+    def units(self) -> Dict[str, str]:
+        """Metric catalogue of this collector: full metric name -> unit."""
+        from agent.sensors.catalogue import metric_units
+
+        extra = self.driver.units() if hasattr(self.driver, "units") else {}
+        return metric_units(self.name, self.config.type, extra)
+
     def _counters(self, acc: Accumulator, age: Optional[float]) -> None:
         c = self.driver.counters
         acc.add(f"{self.name}_frames_ok", c.frames_ok)
@@ -125,37 +134,43 @@ class SerialSensorCollector:
             if value is not None:
                 acc.add(f"{self.name}_{attr}", value)
 
-    def gather(self, acc: Accumulator) -> None:
-        now = time.monotonic()
+    def _assess(self, now: float) -> Tuple[str, Optional[str], Optional[Dict[str, float]],
+                                            Optional[float]]:
+        """(state, reason, values to publish, age of the last reading)."""
         if self._reader is None:
-            acc.status(self.name, "unavailable", "collector not started")
-            return
+            return "unavailable", "collector not started", None, None
         with self._reader.lock:
             state = self._reader.state
             connected, reason = state.connected, state.reason
             values = dict(state.last_values) if state.last_values else None
             last_at, opened_at = state.last_reading_at, state.opened_at
         age = None if last_at is None else now - last_at
-        self._counters(acc, age)
         if not connected:
-            acc.status(self.name, "unavailable", reason or "port closed")
-            return
+            return "unavailable", reason or "port closed", None, age
         since = max(t for t in (last_at, opened_at, self._started_at) if t is not None)
         if values is None or age is None or age > self.config.stale_after_s:
             silent = now - since
             if silent <= self.config.stale_after_s:
-                acc.status(self.name, "unavailable", "port open, waiting for a reading")
-            else:
-                acc.status(self.name, "unavailable", no_data_reason(
-                    self.config.port, silent, self.driver, self.driver.counters,
-                    getattr(self.config, "mode", "board protocol")))
-            return
+                return "unavailable", "port open, waiting for a reading", None, age
+            return "unavailable", no_data_reason(
+                self.config.port, silent, self.driver, self.driver.counters,
+                getattr(self.config, "mode", "board protocol")), None, age
         if values != self._last_values:
             self._last_values, self._changed_at = values, now
-        for key, value in values.items():
-            acc.add(f"{self.name}_{key}", value)
         stuck = self.config.stuck_after_s
         if stuck is not None and now - self._changed_at > stuck:
-            acc.status(self.name, "stale", f"values unchanged for {now - self._changed_at:.0f} s")
-        else:
-            acc.status(self.name, "ok")
+            return "stale", f"values unchanged for {now - self._changed_at:.0f} s", values, age
+        return "ok", None, values, age
+
+    def gather(self, acc: Accumulator) -> None:
+        """The values in physical units, and the source's status."""
+        state, reason, values, _age = self._assess(time.monotonic())
+        for key, value in (values or {}).items():
+            acc.add(f"{self.name}_{key}", value)
+        acc.status(self.name, state, reason)  # type: ignore[arg-type]
+
+    def gather_health(self, acc: Accumulator) -> None:
+        """The port's counters and the source's status, for the health stream."""
+        state, reason, _values, age = self._assess(time.monotonic())
+        self._counters(acc, age)
+        acc.status(self.name, state, reason)  # type: ignore[arg-type]

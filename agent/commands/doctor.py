@@ -16,6 +16,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(func=doctor)
 
 
+def _port_check(section: object) -> Callable[[], str]:
+    def check() -> str:
+        from agent.sensors.port import check_port
+
+        baud = getattr(section, "baud", None) or 9600
+        return check_port(str(getattr(section, "port", "")), int(baud))
+
+    return check
+
+
 def doctor(args: argparse.Namespace) -> int:
     from agent.config import load_config
 
@@ -52,6 +62,9 @@ def doctor(args: argparse.Namespace) -> int:
 
     checks: List[Check] = [("data dir", data_dir), ("broker password", password),
                            ("broker", broker)]
+    for section in config.collectors:
+        if getattr(section, "port", None):  # serial sensors: the port must open
+            checks.append((f"port of {section.name}", _port_check(section)))
     failed = 0
     for name, check in checks:
         try:

@@ -68,15 +68,12 @@ def _check(args: argparse.Namespace) -> None:
 
 def _probe(port: str, baud: int) -> None:
     """Open and close the port once, so a wrong path fails at once with advice."""
-    from agent.sensors.port import _why, open_port
+    from agent.sensors.port import check_port
 
     try:
-        open_port(port, baud).close()
-    except Exception as exc:  # pyserial raises SerialException, OSError, ValueError
-        raise SensorReadError(
-            f"cannot open {port}: {_why(exc)}; check the path (ls /dev/serial/by-id/) "
-            "and that this user may use it (the dialout group)"
-        ) from exc
+        check_port(port, baud)
+    except AgentError as exc:
+        raise SensorReadError(str(exc)) from exc
 
 
 def _read_serial(args: argparse.Namespace) -> int:

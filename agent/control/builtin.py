@@ -101,6 +101,10 @@ def sensor_selftest(collectors: Callable[[], List[Any]]) -> Handler:
             acc = Accumulator()
             try:
                 collector.gather(acc)
+                # Serial sensors add their port counters (frames ok, checksum errors).
+                health = getattr(collector, "gather_health", None)
+                if health is not None:
+                    health(acc)
             except CollectorError as exc:
                 acc.status(collector.name, "unavailable", str(exc))
             statuses = {k: v.model_dump(exclude_none=True) for k, v in acc.sources.items()}

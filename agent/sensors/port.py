@@ -156,6 +156,23 @@ class PortReader:
             self.driver.poll(port, now)
 
 
+def check_port(url: str, baud: int) -> str:
+    """Open and close a port once (for `doctor` and `sensor read`); CollectorError with
+    advice when it cannot be opened."""
+    from agent.errors import CollectorError
+
+    try:
+        open_port(url, baud).close()
+    except Exception as exc:  # pyserial raises SerialException, OSError, ValueError
+        raise CollectorError(
+            f"cannot open {url}: {_why(exc)}; check the path (ls /dev/serial/by-id/) "
+            "and that this user may use it (the dialout group)"
+        ) from exc
+    if url.startswith("/dev/tty") and "/by-id/" not in url:
+        return f"{url} opens (a /dev/serial/by-id/ name would survive replugging)"
+    return f"{url} opens"
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]

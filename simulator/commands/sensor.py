@@ -80,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
         map_path = f"{link}.map.toml"
         Path(map_path).write_text(map_text)
         print(f"register map: {map_path}", flush=True)
-        faults.split_pause_s = 0.001  # RTU is framed by silence: a long pause ends a frame
+        # RTU is framed by silence: a split must stay short (under 1.5 characters), and
+        # noise between frames is followed by a frame gap (3.5 characters at 9600 baud).
+        faults.split_pause_s = 0.001
+        faults.garbage_pause_s = 0.005
     else:
         cls = DEVICES[args.driver]
         device = cls(Values({**cls.defaults, **fixed}, vary=not fixed), args.interval)

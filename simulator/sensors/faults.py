@@ -19,6 +19,7 @@ class Faults:
     garbage: float = 0.0
     split: float = 0.0
     split_pause_s: float = 0.02
+    garbage_pause_s: float = 0.0  # Modbus RTU: silence, so the noise is its own frame
     bad_checksum: float = 0.0
     stuck: bool = False
     silence_after_s: Optional[float] = None
@@ -56,7 +57,8 @@ class Faults:
         """The writes for one frame: (bytes, pause after), with garbage and splits."""
         out: List[Tuple[bytes, float]] = []
         if self.garbage and self.rng.random() < self.garbage:
-            out.append((bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 16))), 0))
+            noise = bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 16)))
+            out.append((noise, self.garbage_pause_s))
         frame = self.corrupt(frame)
         if len(frame) > 1 and self.split and self.rng.random() < self.split:
             cut = self.rng.randrange(1, len(frame))

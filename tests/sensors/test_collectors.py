@@ -46,6 +46,12 @@ def gather(collector):
     return acc
 
 
+def health(collector):
+    acc = Accumulator()
+    collector.gather_health(acc)
+    return acc
+
+
 def wait_state(collector, state, timeout=15.0):
     box = {}
 
@@ -81,8 +87,15 @@ def test_unplug_replug_resumes_without_restart(sensor_sim, driver, extra, values
     try:
         acc = wait_state(collector, "ok")
         assert acc.metrics[metric] == pytest.approx(expected)
-        assert acc.metrics["air_frames_ok"] >= 1
-        assert acc.metrics["air_last_reading_age_s"] < 2.0
+        assert "air_frames_ok" not in acc.metrics  # counters go with health
+        figures = health(collector)
+        assert figures.metrics["air_frames_ok"] >= 1
+        assert figures.metrics["air_last_reading_age_s"] < 2.0
+        assert figures.sources["air"].state == "ok"
+        # Every metric has a unit in the collector's catalogue.
+        units = collector.units()
+        assert set(acc.metrics) | set(figures.metrics) <= set(units)
+        assert units[metric] in {"ug/m3", "cm"}
 
         sim.unplug_toggle()
         acc = wait_state(collector, "unavailable")
@@ -91,6 +104,7 @@ def test_unplug_replug_resumes_without_restart(sensor_sim, driver, extra, values
         assert sim.link in reason or "slave" in reason or "waiting" in reason
         time.sleep(1.0)  # stays out a while: the reader retries with backoff
         assert gather(collector).sources["air"].state == "unavailable"
+        assert health(collector).sources["air"].state == "unavailable"
 
         sim.unplug_toggle()
         acc = wait_state(collector, "ok", timeout=20)
@@ -115,10 +129,11 @@ def test_silence_then_resume_and_counters(sensor_sim):
         assert "no readings from" in acc.sources["air"].reason
         assert "air_pm2_5" not in acc.metrics
         sim.silence_toggle()
-        acc = wait_state(collector, "ok")
-        assert acc.metrics["air_checksum_errors"] >= 1
-        assert acc.metrics["air_resyncs"] >= 1
-        assert acc.metrics["air_bytes_dropped"] >= acc.metrics["air_checksum_errors"] * 10
+        wait_state(collector, "ok")
+        figures = health(collector).metrics
+        assert figures["air_checksum_errors"] >= 1
+        assert figures["air_resyncs"] >= 1
+        assert figures["air_bytes_dropped"] >= figures["air_checksum_errors"] * 10
     finally:
         collector.close()
 

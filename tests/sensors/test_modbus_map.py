@@ -12,6 +12,7 @@ from firmware_bridge.modbus_map import (
     parse_register_map,
     plan_reads,
     rtu_frame,
+    rtu_response_at,
     rtu_valid,
     silence_s,
     split_by_silence,
@@ -166,3 +167,32 @@ register = 0
     ]
     words = [123, 0xFFFF, 0x4110, 0x0000]
     assert plan_reads(regmap)[0].values(words) == {"a": 123.0, "b": 65535.0, "c": 9.0}
+
+
+RESPONSE = rtu_frame(bytes.fromhex("01 03 08 01 F4 02 26 40 20 00 00"))
+
+
+@pytest.mark.parametrize(
+    ("data", "at"),
+    [
+        (RESPONSE, 0),
+        (bytes.fromhex("CA 18 25 30 BB") + RESPONSE, 5),  # seen from pymodbus on a noisy line
+        (rtu_frame(bytes.fromhex("02 83 02")), 0),  # an exception response
+        (b"\x00\xff" + rtu_frame(bytes.fromhex("01 06 00 01 00 2A")), 2),  # a write echo
+        (RESPONSE[:-1], -1),
+        (b"", -1),
+    ],
+)
+def test_rtu_response_at(data, at):
+    assert rtu_response_at(data) == at
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=40), st.integers(1, 247), st.lists(st.integers(0, 0xFFFF), max_size=20))
+def test_response_after_noise_is_found(noise, unit, words):
+    body = bytes([unit, 3, 2 * len(words)]) + b"".join(w.to_bytes(2, "big") for w in words)
+    data = noise + rtu_frame(body)
+    at = rtu_response_at(data)
+    assert 0 <= at <= len(noise)
+    assert at == len(noise) or rtu_valid(data[at : at + 5 + data[at + 2]]) or \
+        rtu_valid(data[at : at + 5]) or rtu_valid(data[at : at + 8])

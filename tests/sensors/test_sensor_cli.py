@@ -38,18 +38,19 @@ def test_read_json(sensor_sim, driver, extra, values, expected):
             assert reading["values"][name] == pytest.approx(value)
 
 
-@pytest.mark.parametrize("driver", ["pms5003", "sds011", "bridge"])
+@pytest.mark.parametrize("driver", ["pms5003", "sds011", "bridge", "modbus"])
 def test_read_through_faults(sensor_sim, driver):
     sim = sensor_sim(driver, "--values", "pm2_5=12,pm10=20,water_level=50", "--interval", "0.1",
                      "--garbage", "0.5", "--split", "0.5", "--bad-checksum", "0.3",
                      "--seed", "7")
+    extra = ["--map", sim.map_file, "--interval", "0.2"] if driver == "modbus" else []
     done = agent_cli("sensor", "read", "--driver", driver, "--port", sim.link,
-                     "--count", "8", "--timeout", "20", "--json")
+                     "--count", "8", "--timeout", "20", "--json", *extra)
     assert done.returncode == 0, done.stderr
     readings = [json.loads(line)["values"] for line in done.stdout.splitlines()]
     assert len(readings) == 8
-    key = "water_level" if driver == "bridge" else "pm2_5"
-    expected = 50.0 if driver == "bridge" else 12.0
+    key = "water_level" if driver in ("bridge", "modbus") else "pm2_5"
+    expected = 50.0 if driver in ("bridge", "modbus") else 12.0
     assert all(r[key] == expected for r in readings)
 
 
@@ -94,3 +95,17 @@ def test_modbus_wrong_slave_address(sensor_sim, tmp_path):
                      "--map", str(wrong), "--timeout", "2")
     assert done.returncode == 1
     assert "slave address" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_doctor_checks_serial_ports(sensor_sim, tmp_path):
+    sim = sensor_sim("sds011")
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\ndevice_id = "doc-1"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[[collectors]]\ntype = "sds011"\nname = "air"\nport = "{sim.link}"\n'
+        f'[[collectors]]\ntype = "pms5003"\nname = "gone"\nport = "{tmp_path / "nothing"}"\n')
+    done = agent_cli("doctor", "--config", str(config))
+    assert done.returncode == 1
+    assert f"ok   port of air: {sim.link} opens" in done.stdout
+    assert "FAIL port of gone: cannot open" in done.stdout
+    assert "dialout" in done.stdout and "Traceback" not in done.stdout + done.stderr
