@@ -11,7 +11,8 @@ Check = Tuple[str, Callable[[], str]]
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("doctor", help="check config, data dir, broker and permissions")
+    p = sub.add_parser("doctor", help="check config, data dir, broker, ports, tc and "
+                                      "permissions")
     p.add_argument("--config", required=True, help="path to the agent's TOML config")
     p.set_defaults(func=doctor)
 
@@ -60,8 +61,32 @@ def doctor(args: argparse.Namespace) -> int:
             raise AgentError(f"cannot reach {host}:{port}: {exc}") from exc
         return f"{host}:{port} accepts connections"
 
+    def ports() -> str:
+        paths = [c.port for c in config.collectors if isinstance(getattr(c, "port", None), str)]
+        devices = [p for p in paths if "://" not in p]
+        missing = [p for p in devices if not os.path.exists(p)]
+        if missing:
+            raise AgentError(f"serial port {missing[0]} is missing: check the cable or "
+                             "use its /dev/serial/by-id name")
+        unreadable = [p for p in devices if not os.access(p, os.R_OK | os.W_OK)]
+        if unreadable:
+            raise AgentError(f"no read/write access to {unreadable[0]}: add the agent's "
+                             "user to the dialout group")
+        return f"{len(devices)} serial port(s) present and accessible" if devices \
+            else "no serial ports configured"
+
+    def traffic_control() -> str:
+        interface = config.control.tier_interface
+        if interface is None:
+            return "no tier interface configured"
+        from agent.shaper import Shaper
+
+        Shaper(interface).check()
+        return f"tc can shape {interface}"
+
     checks: List[Check] = [("data dir", data_dir), ("broker password", password),
-                           ("broker", broker)]
+                           ("broker", broker), ("serial ports", ports),
+                           ("traffic control", traffic_control)]
     for section in config.collectors:
         if getattr(section, "port", None):  # serial sensors: the port must open
             checks.append((f"port of {section.name}", _port_check(section)))
