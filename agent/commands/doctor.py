@@ -62,8 +62,8 @@ def doctor(args: argparse.Namespace) -> int:
         return f"{host}:{port} accepts connections"
 
     def ports() -> str:
-        paths = [c.port for c in config.collectors if isinstance(getattr(c, "port", None), str)]
-        devices = [p for p in paths if "://" not in p]
+        paths = [getattr(c, "port", None) for c in config.collectors]
+        devices = [p for p in paths if isinstance(p, str) and "://" not in p]
         missing = [p for p in devices if not os.path.exists(p)]
         if missing:
             raise AgentError(f"serial port {missing[0]} is missing: check the cable or "
