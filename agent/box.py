@@ -65,6 +65,9 @@ class Box:
         self._in_flight: Dict[int, List[int]] = {}
         self._timers: List[Timer] = []
         self._hold_until = 0.0
+        self._tokens = float(config.publish.replay_records_per_s)
+        self._refilled = reactor.monotonic()
+        self._paced: Optional[Timer] = None
         host, port = config.broker.host_port()
         settings = LinkSettings(
             device_id=self.device_id, host=host, port=port,
@@ -210,14 +213,34 @@ class Box:
         if self.reactor.monotonic() < self._hold_until:
             return
         while self.link.connected and len(self._in_flight) < pub.max_inflight:
+            allowed = self._replay_allowance()
+            if allowed < 1:
+                # Replay after an outage is paced, so a city's boxes coming back at once
+                # do not flood the broker and the ingest.
+                if self._paced is None:
+                    self._paced = self.reactor.call_later(0.1, self._resume)
+                return
             busy = [i for ids in self._in_flight.values() for i in ids]
-            records = self.outbox.pending(pub.batch_max_records, exclude=busy)
+            records = self.outbox.pending(min(pub.batch_max_records, allowed), exclude=busy)
             if not records:
                 return
             stream = records[0].stream
             batch = [r for r in records if r.stream == stream]
             if not self._send(stream, batch):
                 return
+            self._tokens -= len(batch)
+
+    def _replay_allowance(self) -> int:
+        """Token bucket of records per second (publish.replay_records_per_s)."""
+        rate = self.config.publish.replay_records_per_s
+        now = self.reactor.monotonic()
+        self._tokens = min(float(rate), self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        return int(self._tokens)
+
+    def _resume(self) -> None:
+        self._paced = None
+        self.pump()
 
     def _send(self, stream: str, batch: List[StoredRecord]) -> bool:
         payload = TelemetryBatch(

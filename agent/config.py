@@ -81,6 +81,8 @@ class PublishSection(_Strict):
     health_interval_s: float = Field(default=30.0, ge=0.05, le=3600)
     batch_max_records: int = Field(default=200, ge=1, le=2000)
     max_inflight: int = Field(default=20, ge=1, le=1000)
+    # Pace of sending after an outage: an hour of backlog drains in seconds, not at once.
+    replay_records_per_s: int = Field(default=1000, ge=1, le=100000)
 
 
 class OutboxSection(_Strict):

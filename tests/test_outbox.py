@@ -1,5 +1,6 @@
 """The durable outbox: identity survives restarts, confirmation, resend and budget."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,32 @@ def test_age_cap_drops_old_records(tmp_path: Path) -> None:
     records = box.pending(10)
     assert records[0].body["gap"] == {"to_seq": 2, "reason": "age"}
     assert [r.seq for r in records] == [0, 3]
+
+
+def test_replay_after_an_outage_is_paced(tmp_path: Path) -> None:
+    """A box with a backlog sends at most replay_records_per_s records a second."""
+    from agent.box import Box
+    from agent.config import AgentConfig
+    from agent.reactor import Reactor
+
+    config = AgentConfig.model_validate({
+        "device": {"device_id": "park-01", "data_dir": str(tmp_path)},
+        "publish": {"replay_records_per_s": 200, "batch_max_records": 50,
+                    "max_inflight": 1000}})
+    reactor = Reactor()
+    box = Box(config, reactor, None, collectors=[])
+    for i in range(1000):
+        box.outbox.append("telemetry", {"ts": "2026-01-01T00:00:00+00:00", "metrics": {"n": i}})
+    sent: list = []
+    box.link.connected = True
+    box.link.publish = lambda name, payload, on_ack=None, retain=False: (  # type: ignore[method-assign]
+        sent.append(payload) or True)
+    box.pump()
+    first = sum(p.count(b'"seq"') for p in sent)
+    assert 200 <= first < 250  # the bucket starts full: one second's worth
+    started = time.monotonic()
+    reactor.run(timeout=1.0)
+    elapsed = time.monotonic() - started
+    total = sum(p.count(b'"seq"') for p in sent)
+    # Paced: at most 200 a second more, never the other 750 at once.
+    assert first < total <= first + 200 * elapsed + 60, (first, total, elapsed)
