@@ -76,6 +76,22 @@ class ControlSection(_Strict):
     tier_interface: Optional[str] = None
 
 
+class UpdateSection(_Strict):
+    """Agent updates (local: set at provisioning; docs/updates.md)."""
+
+    # Holds slot-a, slot-b, the `current` symlink and guard.py.
+    root: str = "/opt/simpul"
+    # The interpreter each slot's virtualenv is made from.
+    python: str = "/usr/bin/python3"
+    # ed25519 public keys (base64 of the raw 32 bytes) whose bundles this box accepts.
+    public_keys: List[str] = Field(default_factory=list)
+    # A new version commits itself after this long connected and healthy.
+    commit_after_s: float = Field(default=600.0, ge=1)
+    # ... and rolls back if it has not managed that by this deadline.
+    trial_deadline_s: float = Field(default=1800.0, ge=2)
+    max_bundle_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+
+
 class PublishSection(_Strict):
     sample_interval_s: float = Field(default=10.0, ge=0.05, le=3600)
     health_interval_s: float = Field(default=30.0, ge=0.05, le=3600)
@@ -126,6 +142,7 @@ class AgentConfig(ManagedConfig):
     device: DeviceSection
     broker: BrokerSection = Field(default_factory=BrokerSection)
     control: ControlSection = Field(default_factory=ControlSection)
+    update: UpdateSection = Field(default_factory=UpdateSection)
 
     def managed(self) -> ManagedConfig:
         return ManagedConfig.model_validate(

@@ -15,6 +15,8 @@ from agent.control.executor import Executor
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier, Twin
 from agent.reactor import Reactor
+from agent.update import trial
+from agent.update.command import update_command
 
 # Exit code asking systemd (Restart=always) for a fresh start.
 RESTART_EXIT_CODE = 75
@@ -38,7 +40,8 @@ class Agent:
 
 def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
                 recent_log: Optional[builtin.RecentLog] = None,
-                tier_applier: Optional[TierApplier] = None) -> Agent:
+                tier_applier: Optional[TierApplier] = None,
+                config_path: Optional[str] = None) -> Agent:
     Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
     box = Box(config, reactor, password, collectors=[])
     twin = Twin(box, tier_applier=tier_applier)
@@ -58,7 +61,11 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
         "diagnostics": builtin.Builtin(
             builtin.diagnostics(recent, lambda: box.config.managed().config_hash()), True),
     }
+    if config_path is not None:  # updates need the file the new version re-reads
+        builtins["update"] = builtin.Builtin(update_command(config, config_path), True)
     ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
     executor = Executor(box, ledger, builtins)
     logging.getLogger("simpul").addHandler(recent)
-    return Agent(box, twin, executor, ledger)
+    agent = Agent(box, twin, executor, ledger)
+    trial.watch(agent, config.update, config.device.data_dir)
+    return agent
