@@ -14,7 +14,7 @@ from agent import __version__
 from agent.errors import AgentError
 
 # Registered by name, in the order --help lists them.
-COMMAND_MODULES = ["run", "doctor", "update"]
+COMMAND_MODULES = ["run", "doctor", "update", "segment"]
 
 
 def build_parser() -> argparse.ArgumentParser:

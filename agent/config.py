@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.collectors.registry import CollectorConfig
 from agent.errors import ConfigError
+from agent.segmentation import SegmentationSection
 from simpul_wire.topics import valid_device_id
 
 if sys.version_info >= (3, 11):
@@ -143,6 +144,7 @@ class AgentConfig(ManagedConfig):
     broker: BrokerSection = Field(default_factory=BrokerSection)
     control: ControlSection = Field(default_factory=ControlSection)
     update: UpdateSection = Field(default_factory=UpdateSection)
+    segmentation: Optional[SegmentationSection] = None
 
     def managed(self) -> ManagedConfig:
         return ManagedConfig.model_validate(

@@ -17,7 +17,7 @@ import ctypes
 import ctypes.util
 import subprocess
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 STA_UNSYNC = 0x0040
 TIME_ERROR = 5
@@ -80,7 +80,7 @@ def _timedatectl() -> Optional[bool]:
     return parse_timedatectl(done.stdout) if done.returncode == 0 else None
 
 
-_cache = {"at": -CACHE_S, "value": None}  # type: dict
+_cache: Dict[str, Any] = {"at": -CACHE_S, "value": None}
 
 
 def ntp_synced(monotonic: Callable[[], float] = time.monotonic) -> Optional[bool]:

@@ -175,7 +175,10 @@ def extract_wheels(bundle: Path, manifest: Manifest, dest: Path) -> List[Path]:
             digest = hashlib.sha256()
             target = dest / entry.name
             with open(target, "wb") as fh:
-                for chunk in iter(lambda: handle.read(1 << 16), b""):
+                while True:
+                    chunk = handle.read(1 << 16)
+                    if not chunk:
+                        break
                     digest.update(chunk)
                     fh.write(chunk)
             if digest.hexdigest() != entry.sha256:

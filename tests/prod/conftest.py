@@ -39,10 +39,10 @@ class Bundles:
         for pkg in ("agent", "simpul_wire"):
             shutil.copytree(ROOT / pkg, src / pkg,
                             ignore=shutil.ignore_patterns("__pycache__"))
-        for rel, old, new in [("pyproject.toml", 'version = "0.1.0"', f'version = "{version}"'),
-                              ("agent/__init__.py", '__version__ = "0.1.0"',
-                               f'__version__ = "{version}"')] + (
-                                  [BROKEN[broken]] if broken else []):
+        patches = [("pyproject.toml", 'version = "0.1.0"', f'version = "{version}"'),
+                   ("agent/__init__.py", '__version__ = "0.1.0"', f'__version__ = "{version}"'),
+                   *([BROKEN[broken]] if broken else [])]
+        for rel, old, new in patches:
             text = (src / rel).read_text()
             assert old in text, f"{rel}: patch no longer applies"
             (src / rel).write_text(text.replace(old, new, 1))
@@ -53,12 +53,12 @@ class Bundles:
             return self.made[(version, broken)]
         if not self.deps.exists():
             # The dependencies once per session (pip's cache makes later sessions quick).
-            subprocess.run(PIP + ["wheel", f"{ROOT}[agent]", "-w", str(self.deps)], check=True)
+            subprocess.run([*PIP, "wheel", f"{ROOT}[agent]", "-w", str(self.deps)], check=True)
             for whl in self.deps.glob("simpul-*.whl"):
                 whl.unlink()
         out = self.base / f"wheels-{version}-{broken or 'good'}"
-        subprocess.run(PIP + ["wheel", str(self._source(version, broken)), "--no-deps",
-                              "-w", str(out)], check=True)
+        subprocess.run([*PIP, "wheel", str(self._source(version, broken)), "--no-deps",
+                        "-w", str(out)], check=True)
         for whl in self.deps.glob("*.whl"):
             shutil.copy(whl, out)
         wheels = sorted(out.glob("*.whl"))

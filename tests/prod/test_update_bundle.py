@@ -94,7 +94,7 @@ def test_swapped_wheel_and_extra_member_are_refused(tmp_path: Path, keys) -> Non
     bad = tmp_path / "swapped.tar"
     b.write_bundle(bad, manifest, sig, wheels)
     parsed = b.open_verified(bad, [b.decode_public_key(public)])  # the manifest is fine
-    with pytest.raises(b.UpdateError, match="bytes, the manifest says|sha256"):
+    with pytest.raises(b.UpdateError, match=r"bytes, the manifest says|sha256"):
         b.extract_wheels(bad, parsed, tmp_path / "out")
     extra = tmp_path / "extra.tar"
     fresh = fake_wheels(tmp_path / "w2")
@@ -134,7 +134,7 @@ def test_bad_signature_installs_nothing(tmp_path: Path, keys) -> None:  # type: 
         apply_bundle(config, path, str(bundle))
     assert not (tmp_path / "opt").exists()  # no slot, no wheels, no state
     assert not (tmp_path / "data" / "update-state.json").exists()
-    with pytest.raises(CommandError, match="args.url"):
+    with pytest.raises(CommandError, match=r"args\.url"):
         handler({})
 
 

@@ -86,7 +86,8 @@ def test_good_update_installs_switches_and_commits(scratch: Path, broker: Broker
         assert agent.proc is not None and agent.proc.wait(20) == 75
         agent.stop()
         state = guard.load_state(cfg.device.data_dir)
-        assert state["trial"]["slot"] == "slot-b" and guard.current_slot(cfg.update.root) == "slot-b"
+        assert state["trial"]["slot"] == "slot-b"
+        assert guard.current_slot(cfg.update.root) == "slot-b"
         agent = systemd_start(cfg, config, scratch / "agent.log")
         wait_until(lambda: "0.2.0" in births(watcher, "box-a"), 30, what="0.2.0 online")
         state = wait_until(lambda: (lambda s: s if s.get("committed") == "slot-b" else None)(
