@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
+from agent import credentials
 from agent.box import Box
 from agent.config import AgentConfig
 from agent.control import builtin
@@ -68,4 +69,5 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
     logging.getLogger("simpul").addHandler(recent)
     agent = Agent(box, twin, executor, ledger)
     trial.watch(agent, config.update, config.device.data_dir)
+    credentials.attach(agent, config.broker.password_file)
     return agent
