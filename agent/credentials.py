@@ -105,11 +105,16 @@ Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
 def rotate_handler(credentials: Optional[Credentials],
-                   reconnect: Callable[[float], None]) -> Handler:
+                   reconnect: Callable[[float], None], boot_id: str = "") -> Handler:
     """The `rotate_credentials` command: stage the new password, then reconnect with it
-    after `reconnect_after_s` (time for the fleet to switch the broker's hash)."""
+    after `reconnect_after_s` (time for the fleet to switch the broker's hash).
+    `only_boot_id` confines it to one agent process: of two boxes sharing a cloned
+    identity, the one the operator keeps gets the new password, the other one not."""
 
     def run(args: Dict[str, Any]) -> Dict[str, Any]:
+        only = args.get("only_boot_id")
+        if only is not None and only != boot_id:
+            raise CommandError(f"meant for boot {only}; this box is boot {boot_id}")
         if credentials is None:
             raise CommandError("this box logs in without a password file; nothing to rotate")
         password = args.get("password")
@@ -164,6 +169,7 @@ def attach(agent: Any, password_file: Optional[str]) -> Optional[Credentials]:
     from agent.control.builtin import Builtin
 
     agent.executor.builtins["rotate_credentials"] = Builtin(
-        rotate_handler(credentials, lambda d: reactor.call_later(0, lambda: reconnect(d))),
+        rotate_handler(credentials, lambda d: reactor.call_later(0, lambda: reconnect(d)),
+                       boot_id=link.settings.boot_id or ""),
         False)
     return credentials

@@ -122,6 +122,18 @@ def test_rotate_command_refuses_bad_args(tmp_path: Path, args: dict, match: str)
         rotate_handler(None, lambda d: None)({})
 
 
+def test_rotation_for_one_boot_only(tmp_path: Path) -> None:
+    """Revoking a clone: only the box the operator keeps takes the new password."""
+    (tmp_path / "pw").write_text("old\n")
+    creds = Credentials(str(tmp_path / "pw"))
+    args = {"password": "k" * 20, "rotation_id": "r9", "only_boot_id": "aaaa"}
+    with pytest.raises(CommandError, match="this box is boot bbbb"):
+        rotate_handler(creds, lambda d: None, boot_id="bbbb")(args)
+    assert not creds.pending
+    assert rotate_handler(creds, lambda d: None, boot_id="aaaa")(args)["staged"] == "r9"
+    assert creds.pending
+
+
 @pytest.mark.slow
 def test_rotation_against_the_real_broker_has_no_lockout(scratch: Path, broker, fleet) -> None:  # type: ignore[no-untyped-def]
     import json
