@@ -12,16 +12,21 @@
                                             (the directory the fleet serves bundles from)
 
 The bundle format lives in agent.update.bundle, so the signer and the box share it.
+`waves` and `next_action` are the staged rollout's decisions, pure, for the fleet's
+rollout job (a device's outcome: "succeeded" when its birth reports the new version
+after the command succeeded; "failed" when the command fails, or the box comes back
+with the old version, or stays silent past its trial deadline).
 The private key never leaves the machine that signs; boxes hold only public keys.
 """
 
 import argparse
+import math
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, Sequence, Tuple
 
 from agent.update.bundle import (
     UpdateError,
@@ -120,3 +125,38 @@ def cmd_publish(args: argparse.Namespace) -> int:
     tmp.replace(target)
     print(target)
     return 0
+
+
+# -- staged rollout (pure; the fleet's leased job runs it) ------------------------------
+DEFAULT_WAVES = (0.01, 0.1, 0.5, 1.0)
+
+
+def waves(devices: List[str], fractions: Sequence[float] = DEFAULT_WAVES,
+          first_at_least: int = 1) -> List[List[str]]:
+    """Split devices (in a stable order, e.g. canaries first) into cumulative waves."""
+    out: List[List[str]] = []
+    done = 0
+    for fraction in fractions:
+        upto = max(first_at_least, math.ceil(len(devices) * fraction))
+        upto = min(len(devices), upto)
+        if upto > done:
+            out.append(devices[done:upto])
+            done = upto
+    return out
+
+
+def next_action(plan: List[List[str]], outcome: Dict[str, str],
+                max_failure_ratio: float = 0.1) -> Tuple[str, List[str]]:
+    """Given each device's outcome so far ("succeeded", "failed", or absent while it
+    runs), return ("send", devices) for the next wave, ("wait", []) while the current
+    wave runs, ("stop", failed) once a wave's failures pass the ratio, or ("done", [])."""
+    for wave in plan:
+        finished = [d for d in wave if d in outcome]
+        failed = [d for d in wave if outcome.get(d) == "failed"]
+        if failed and len(failed) / len(wave) > max_failure_ratio:
+            return "stop", failed
+        if not finished:
+            return "send", wave
+        if len(finished) < len(wave):
+            return "wait", []
+    return "done", []
