@@ -161,7 +161,7 @@ def test_rotation_against_the_real_broker_has_no_lockout(scratch: Path, broker, 
                    and json.loads(m)["state"] == "online")
 
     def accepts(password: str) -> bool:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="probe",
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="probe",  # type: ignore[attr-defined]
                         protocol=mqtt.MQTTv5)
         c.username_pw_set("box-a", password)
         got: list = []  # type: ignore[type-arg]
