@@ -61,3 +61,18 @@ def test_nft_json_read_back() -> None:
                ' {"rule": {"chain": "input", "comment": "someone else"}},'
                ' {"chain": {"family": "inet", "name": "output"}}]}')
     assert seg.parse_nft_ids(listing) == {"input": ["in-established"], "output": []}
+
+
+def test_segment_show_and_missing_section(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from agent.cli import main
+
+    doc = seg.__doc__ or ""
+    toml = "\n".join(line.strip() for line in doc[doc.index("[segmentation]"):].splitlines())
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[device]\ndevice_id = "box-s"\ndata_dir = "{tmp_path}"\n{toml}\n')
+    assert main(["segment", "show", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "table inet simpul_seg" in out and "tc class replace dev eth0" in out
+    config.write_text(f'[device]\ndevice_id = "box-s"\ndata_dir = "{tmp_path}"\n')
+    assert main(["segment", "verify", "--config", str(config)]) == 1
+    assert "no [segmentation] section" in capsys.readouterr().err
