@@ -18,6 +18,7 @@ from agent.errors import CollectorError, OutboxError
 from agent.link import Link, LinkSettings
 from agent.outbox import Outbox, StoredRecord
 from agent.reactor import Reactor, Timer
+from agent.timesync import ClockJumps, ntp_synced
 from simpul_wire.models import Ack, Record, TelemetryBatch, WireError, decode, encode
 from simpul_wire.topics import subscription, topic
 
@@ -60,6 +61,8 @@ class Box:
         self.collectors = collectors if collectors is not None else [
             build(c) for c in config.collectors
         ]
+        self.clock_jumps = ClockJumps(clock, reactor.monotonic)
+        self._clock_era_id = self.outbox.last_id()
         self.collector_errors: Dict[str, int] = {}
         self.publish_refused = 0
         self._in_flight: Dict[int, List[int]] = {}
@@ -151,6 +154,11 @@ class Box:
             "metrics": acc.metrics,
             "sources": {k: v.model_dump(exclude_none=True) for k, v in acc.sources.items()},
         }
+        step = self.clock_jumps.check()
+        if step:  # NTP stepped the clock: records since the last step move with it
+            moved = self.outbox.shift_times(step, self._clock_era_id)
+            log.warning("wall clock stepped %+.0f s; %d stored records moved", step, moved)
+            self._clock_era_id = self.outbox.last_id()
         try:
             self.outbox.append(stream, body)
         except OutboxError as exc:
@@ -245,6 +253,7 @@ class Box:
     def _send(self, stream: str, batch: List[StoredRecord]) -> bool:
         payload = TelemetryBatch(
             device_id=self.device_id, stream=stream, epoch=self.outbox.epoch,
+            ntp_synced=ntp_synced(self.reactor.monotonic),
             records=[Record(seq=r.seq, **r.body) for r in batch],  # type: ignore[arg-type]
         )
         leaf = "health" if stream == "health" else "telemetry"

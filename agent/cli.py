@@ -14,7 +14,7 @@ from agent import __version__
 from agent.errors import AgentError
 
 # Registered by name, in the order --help lists them.
-COMMAND_MODULES = ["run", "doctor", "sensor", "clients", "tier"]
+COMMAND_MODULES = ["run", "doctor", "sensor", "clients", "tier", "segment", "update"]
 
 
 def build_parser() -> argparse.ArgumentParser:

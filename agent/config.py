@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.collectors.registry import CollectorConfig
 from agent.errors import ConfigError
+from agent.segmentation import SegmentationSection
 from simpul_wire.topics import valid_device_id
 
 if sys.version_info >= (3, 11):
@@ -70,10 +71,27 @@ class BrokerSection(_Strict):
 class ControlSection(_Strict):
     """How this box carries out privileged commands (local: only the technician sets it)."""
 
-    reboot_command: List[str] = Field(
-        default_factory=lambda: ["sudo", "-n", "/usr/local/sbin/simpul-reboot"], min_length=1)
+    # None: ask root through /run/simpul/reboot-request (agent/reboot.py, the systemd
+    # path unit). A command here replaces that, e.g. for a box without the unit.
+    reboot_command: Optional[List[str]] = Field(default=None, min_length=1)
     # The hotspot interface the bandwidth tier shapes.
     tier_interface: Optional[str] = None
+
+
+class UpdateSection(_Strict):
+    """Agent updates (local: set at provisioning; docs/updates.md)."""
+
+    # Holds slot-a, slot-b, the `current` symlink and guard.py.
+    root: str = "/opt/simpul"
+    # The interpreter each slot's virtualenv is made from.
+    python: str = "/usr/bin/python3"
+    # ed25519 public keys (base64 of the raw 32 bytes) whose bundles this box accepts.
+    public_keys: List[str] = Field(default_factory=list)
+    # A new version commits itself after this long connected and healthy.
+    commit_after_s: float = Field(default=600.0, ge=1)
+    # ... and rolls back if it has not managed that by this deadline.
+    trial_deadline_s: float = Field(default=1800.0, ge=2)
+    max_bundle_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
 
 
 class PublishSection(_Strict):
@@ -128,6 +146,8 @@ class AgentConfig(ManagedConfig):
     device: DeviceSection
     broker: BrokerSection = Field(default_factory=BrokerSection)
     control: ControlSection = Field(default_factory=ControlSection)
+    update: UpdateSection = Field(default_factory=UpdateSection)
+    segmentation: Optional[SegmentationSection] = None
 
     def managed(self) -> ManagedConfig:
         return ManagedConfig.model_validate(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
+from agent import credentials
 from agent.box import Box
 from agent.config import AgentConfig
 from agent.control import builtin
@@ -15,6 +16,8 @@ from agent.control.executor import Executor
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier, Twin
 from agent.reactor import Reactor
+from agent.update import trial
+from agent.update.command import update_command
 
 # Exit code asking systemd (Restart=always) for a fresh start.
 RESTART_EXIT_CODE = 75
@@ -52,7 +55,8 @@ class Agent:
 
 def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
                 recent_log: Optional[builtin.RecentLog] = None,
-                tier_applier: Optional[TierApplier] = None) -> Agent:
+                tier_applier: Optional[TierApplier] = None,
+                config_path: Optional[str] = None) -> Agent:
     Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
     box = Box(config, reactor, password, collectors=[])
     if tier_applier is None and config.control.tier_interface:
@@ -76,8 +80,13 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
         "diagnostics": builtin.Builtin(
             builtin.diagnostics(recent, lambda: box.config.managed().config_hash()), True),
     }
+    if config_path is not None:  # updates need the file the new version re-reads
+        builtins["update"] = builtin.Builtin(update_command(config, config_path), True)
     ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
     executor = Executor(box, ledger, builtins)
     if recent_log is None:
         logging.getLogger("simpul").addHandler(recent)
-    return Agent(box, twin, executor, ledger)
+    agent = Agent(box, twin, executor, ledger)
+    trial.watch(agent, config.update, config.device.data_dir)
+    credentials.attach(agent, config.broker.password_file)
+    return agent

@@ -74,6 +74,10 @@ class Link:
         self._pending: Dict[int, AckCallback] = {}
         self._retry: Optional[Timer] = None
         self._stopped = False
+        # Credential rotation (agent.credentials): the password for each attempt, and
+        # each CONNACK's verdict.
+        self.password_source: Optional[Callable[[], Optional[str]]] = None
+        self.auth_hooks: List[Callable[[bool], None]] = []
         self.client = self._make_client()
         reactor.attach(self.client)
 
@@ -114,6 +118,7 @@ class Link:
             return
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._use_password()
         try:
             self.client.connect(self.settings.host, self.settings.port,
                                 keepalive=self.settings.keepalive_s, clean_start=False,
@@ -135,14 +140,21 @@ class Link:
         self._retry = None
         if self._stopped or self.connected:
             return
+        self._use_password()
         try:
             self.client.reconnect()
         except (OSError, ssl.SSLError) as exc:
             log.info("reconnect failed: %s", exc)
             self._schedule_retry()
 
+    def _use_password(self) -> None:
+        if self.password_source is not None:
+            self.client.username_pw_set(self.settings.username, self.password_source())
+
     def _connected(self, client: mqtt.Client, _ud: object, _flags: object,
                    reason: ReasonCode, _props: object) -> None:
+        for hook in self.auth_hooks:
+            hook(not reason.is_failure)
         if reason.is_failure:
             self.refused += 1
             log.warning("broker refused the connection: %s", reason)

@@ -175,6 +175,18 @@ class Outbox:
             removed += int(freed[1])
         return removed
 
+    def last_id(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()
+        return int(row[0])
+
+    def shift_times(self, step: float, after_id: int) -> int:
+        """The wall clock stepped by `step` s (agent.timesync.ClockJumps): move the stored
+        times of records written since `after_id` with it, so NTP's first sync after a
+        boot in 1970 does not make fresh records look decades old (and drop them)."""
+        cur = self._db.execute("UPDATE records SET created=created+?, sent_at=sent_at+? "
+                               "WHERE id>?", (step, step, after_id))
+        return int(cur.rowcount)
+
     def resend_unconfirmed(self) -> None:
         """After a reconnect: what the broker had but the fleet never confirmed may have
         died with the broker, so it is due again at once."""

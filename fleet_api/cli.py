@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--db", required=True)
     t.add_argument("--name", default="")
     t.set_defaults(func=cmd_token)
+
+    from fleet_api import updates
+
+    updates.register(sub)
     return parser
 
 

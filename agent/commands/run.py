@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     password = read_password(config.broker.password_file)
     reactor = Reactor()
-    agent = build_agent(config, reactor, password)
+    agent = build_agent(config, reactor, password, config_path=args.config)
 
     def stop(_signum: int, _frame: Optional[FrameType]) -> None:
         reactor.stop()

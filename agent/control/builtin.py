@@ -11,7 +11,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 from agent import __version__
 from agent.collectors.base import Accumulator
@@ -79,8 +79,16 @@ def ping(args: Dict[str, Any]) -> Dict[str, Any]:
             "rtt_avg_ms": float(rtt.group(1)) if rtt else None}
 
 
-def reboot(command: List[str]) -> Handler:
-    def run(_args: Dict[str, Any]) -> Dict[str, Any]:
+def reboot(command: Optional[List[str]]) -> Handler:
+    def run(args: Dict[str, Any]) -> Dict[str, Any]:
+        if command is None:
+            from agent.reboot import request_reboot
+
+            try:
+                request_reboot(str(args.get("reason", "reboot command from the fleet")))
+            except AgentError as exc:
+                raise CommandError(str(exc)) from exc
+            return {"rebooting": True, "via": "reboot-request"}
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -77,7 +77,9 @@ class Executor:
 
         def done() -> None:
             self._finish(command.command_id, status, result, error)
-            if command.name == "restart_agent" and status == "succeeded":
+            # `update` asks for the restart into its new slot through its result.
+            if status == "succeeded" and (command.name == "restart_agent"
+                                          or result.get("restart_agent") is True):
                 self.restart_requested = True
                 self.box.reactor.call_later(1.0, self.box.reactor.stop)
 
