@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional
 
 from agent import __version__
+from agent.claim import Claimer
 from agent.collectors.base import Accumulator, Collector
 from agent.collectors.registry import build
 from agent.config import AgentConfig
@@ -64,6 +65,9 @@ class Box:
                                         subscription("ack", self.device_id)))
         self.message_handlers: List[Callable[[str, bytes], None]] = []
         self._ack_topic = topic(self.device_id, "ack")
+        # Acks of streams kept outside the outbox (the claim), by stream.
+        self.ack_handlers: Dict[str, Callable[[Ack], None]] = {}
+        self.claim = Claimer.attach(self)
 
     # -- life -------------------------------------------------------------------------
     def start(self) -> None:
@@ -77,6 +81,8 @@ class Box:
                                                     first=0.0))
         self._timers.append(self.reactor.call_every(pub.health_interval_s, self.sample_health,
                                                     first=0.0))
+        if self.claim:
+            self._timers.append(self.claim.start())
         self.link.start()
 
     def stop(self) -> None:
@@ -207,6 +213,9 @@ class Box:
             ack = decode(Ack, payload)
         except WireError as exc:
             log.warning("ignoring a malformed ack: %s", exc)
+            return
+        if ack.stream in self.ack_handlers:
+            self.ack_handlers[ack.stream](ack)
             return
         removed = self.outbox.confirm(ack.stream, ack.epoch, ack.ranges)
         if ack.rejected:

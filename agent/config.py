@@ -1,6 +1,6 @@
 """Agent config: one pydantic model for the local TOML file and the fleet's desired state.
 
-The file has a local part ([device], [broker]) that only the box and the technician set,
+The file has a local part ([device], [broker], [claim]) that only the box and the technician set,
 and a managed part ([publish], [outbox], [[collectors]], [tier]) that the fleet may
 replace through desired config. `ManagedConfig` is the managed part alone: desired
 config that names a local key is refused. Validation does no I/O.
@@ -67,6 +67,17 @@ class BrokerSection(_Strict):
         return parts.hostname or "127.0.0.1", parts.port or default
 
 
+class ClaimSection(_Strict):
+    """An offline-provisioned box's claim (agent/claim.py): written by
+    `simpul-field provision install`, published once on the first connection."""
+
+    code: str = Field(min_length=6, max_length=64)
+    site: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    district: Optional[str] = Field(default=None, min_length=1, max_length=100)
+    lat: Optional[float] = Field(default=None, ge=-90, le=90)
+    lon: Optional[float] = Field(default=None, ge=-180, le=180)
+
+
 class PublishSection(_Strict):
     sample_interval_s: float = Field(default=10.0, ge=0.05, le=3600)
     health_interval_s: float = Field(default=30.0, ge=0.05, le=3600)
@@ -116,6 +127,7 @@ class AgentConfig(ManagedConfig):
 
     device: DeviceSection
     broker: BrokerSection = Field(default_factory=BrokerSection)
+    claim: Optional[ClaimSection] = None
 
     def managed(self) -> ManagedConfig:
         return ManagedConfig.model_validate(

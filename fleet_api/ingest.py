@@ -23,11 +23,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet_api import metrics
+from fleet_api.api.routes.claims import answer_claim
 from fleet_api.db import devices, utcnow, workers
 from fleet_api.store import Batch, known_devices, record_row, write_batch
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
     Ack,
+    Claim,
     ReportedConfig,
     StatePayload,
     TelemetryBatch,
@@ -213,8 +215,10 @@ class Ingest:
             payload = decode(StatePayload, message.payload)
         elif leaf == "config/reported":
             payload = decode(ReportedConfig, message.payload)
+        elif leaf == "claim":
+            payload = decode(Claim, message.payload)
         else:
-            return  # commands and claims: handled by their own services
+            return  # command results: handled by their own service
         if payload.device_id != device_id:
             raise WireError(f"device_id {payload.device_id!r} differs from the topic's "
                             f"{device_id!r}", "device_id")
@@ -233,6 +237,8 @@ class Ingest:
         elif leaf == "config/reported":
             batch.reported[device_id] = payload.model_dump(mode="json")
             batch.seen.setdefault(device_id, "online")
+        elif leaf == "claim":
+            answer_claim(self.engine, self.client, payload)
 
     # -- running ----------------------------------------------------------------------
     def stop(self) -> None:

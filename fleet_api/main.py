@@ -7,7 +7,7 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from fleet_api import __version__
-from fleet_api.api.routes import devices, site
+from fleet_api.api.routes import claims, devices, site
 from fleet_api.deps import Services
 from fleet_api.metrics import HTTP_LATENCY
 
@@ -21,6 +21,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.include_router(site.router)
     app.include_router(devices.router)
+    app.include_router(claims.router)
 
     @app.middleware("http")
     async def log_access(request: Request,
