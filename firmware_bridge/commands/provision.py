@@ -215,8 +215,9 @@ def _check(client: Any, device_id: str, timeout: float, stream: str = "any",
            claim_code: Optional[str] = None) -> int:
     from firmware_bridge.provision.check import wait_online
 
-    result = wait_online(client, device_id, timeout, stream=stream, claim_code=claim_code)
-    print(f"online: {device_id} ({result.records} records stored)")
+    wait_online(client, device_id, timeout, stream=stream, claim_code=claim_code)
+    what = "telemetry" if stream == "telemetry" else "records"
+    print(f"online: {device_id}: its first {what} reached the fleet")
     return 0
 
 
