@@ -117,6 +117,16 @@ def test_offline_batch_then_claim_on_first_connection(scratch: Path, fleet: Flee
     assert (dev["site"], dev["lat"], "unclaimed" in dev["tags"]) == ("Taman Kota", -6.3, False)
     with fleet.api() as api:
         assert api.get("/api/v1/claims", params={"claimed": "false"}).json()["count"] == 2
+        # A second box claimed over HTTP, from the code on its label as a person types it.
+        second = json.loads(bundles[1].read_text())
+        typed = second["claim_code"].replace("-", "").lower()
+        resp = api.post(f"/api/v1/claims/{typed}", json={"site": "Pasar", "lat": 1.5,
+                                                         "lon": 2.5})
+        assert resp.status_code == 200, resp.text
+        assert (resp.json()["device_id"], resp.json()["claimed_via"]) == (
+            second["device_id"], "api")
+        assert api.post("/api/v1/claims/AAAA-BBBB-CCCC", json={}).status_code == 404
+        assert device(fleet, second["device_id"])["site"] == "Pasar"
     assert "claiming registration" in agent.output()
 
     checked = field(["provision", "check", first["device_id"], "--claim-code",
