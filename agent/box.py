@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from agent import __version__
 from agent.claim import Claimer
@@ -26,6 +26,23 @@ log = logging.getLogger("simpul.box")
 
 WallClock = Callable[[], float]
 REFUSED_HOLD_S = 30.0
+
+
+def start_collectors(collectors: List[Collector]) -> None:
+    for collector in collectors:
+        try:
+            collector.start()
+        except CollectorError as exc:
+            # It reports `unavailable` at each gather until its source comes back.
+            log.warning("collector %s did not start: %s", collector.name, exc)
+
+
+def close_collectors(collectors: List[Collector]) -> None:
+    for collector in collectors:
+        try:
+            collector.close()
+        except Exception:  # closing must never stop the agent; logged
+            log.exception("collector %s did not close cleanly", collector.name)
 
 
 class Box:
@@ -64,6 +81,7 @@ class Box:
                                         subscription("cmd", self.device_id),
                                         subscription("ack", self.device_id)))
         self.message_handlers: List[Callable[[str, bytes], None]] = []
+        self.online_hooks: List[Callable[[], None]] = []
         self._ack_topic = topic(self.device_id, "ack")
         # Acks of streams kept outside the outbox (the claim), by stream.
         self.ack_handlers: Dict[str, Callable[[Ack], None]] = {}
@@ -71,27 +89,44 @@ class Box:
 
     # -- life -------------------------------------------------------------------------
     def start(self) -> None:
-        for collector in self.collectors:
-            try:
-                collector.start()
-            except CollectorError as exc:
-                log.warning("collector %s did not start: %s", collector.name, exc)
+        start_collectors(self.collectors)
+        self.start_schedule()
+        if self.claim:
+            self.claim.start()
+        self.link.start()
+
+    def start_schedule(self) -> None:
         pub = self.config.publish
         self._timers.append(self.reactor.call_every(pub.sample_interval_s, self.sample_telemetry,
                                                     first=0.0))
         self._timers.append(self.reactor.call_every(pub.health_interval_s, self.sample_health,
                                                     first=0.0))
-        if self.claim:
-            self._timers.append(self.claim.start())
-        self.link.start()
 
-    def stop(self) -> None:
+    def stop_schedule(self) -> None:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+
+    def swap(self, config: AgentConfig, collectors: List[Collector]) -> Tuple[AgentConfig,
+                                                                               List[Collector]]:
+        """Run a new managed config and collector set; return the old ones (for rollback).
+        The outbox, its counters and the link carry on untouched."""
+        old = (self.config, self.collectors)
+        self.stop_schedule()
+        self.config = config
+        self.collectors = collectors
+        self.outbox.max_bytes = config.outbox.max_bytes
+        self.outbox.max_age_s = config.outbox.max_age_s
+        self.outbox.resend_after_s = config.outbox.resend_after_s
+        self.start_schedule()
+        return old
+
+    def stop(self) -> None:
+        self.stop_schedule()
+        if self.claim:
+            self.claim.stop()
         self.link.stop()
-        for collector in self.collectors:
-            collector.close()
+        close_collectors(self.collectors)
 
     # -- sampling ---------------------------------------------------------------------
     def _gather(self, stream: str) -> Optional[Accumulator]:
@@ -157,6 +192,8 @@ class Box:
         if online:
             self.outbox.resend_unconfirmed()
             self.pump()
+            for hook in self.online_hooks:
+                hook()
 
     def pump(self) -> None:
         """Send pending records as batches while the link has room."""

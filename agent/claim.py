@@ -78,14 +78,16 @@ class Claimer:
         box.ack_handlers[CLAIM_STREAM] = claimer.on_ack
         return claimer
 
-    def start(self) -> Timer:
+    def start(self) -> None:
         self._timer = self.box.reactor.call_every(CHECK_S, self._tick, first=0.0)
-        return self._timer
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
     def _tick(self) -> None:
         if self.done:
-            if self._timer is not None:
-                self._timer.cancel()
+            self.stop()
             return
         connected = self.box.link.connected
         fresh = connected and not self._was_connected

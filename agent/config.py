@@ -78,6 +78,15 @@ class ClaimSection(_Strict):
     lon: Optional[float] = Field(default=None, ge=-180, le=180)
 
 
+class ControlSection(_Strict):
+    """How this box carries out privileged commands (local: only the technician sets it)."""
+
+    reboot_command: List[str] = Field(
+        default_factory=lambda: ["sudo", "-n", "/usr/local/sbin/simpul-reboot"], min_length=1)
+    # The hotspot interface the bandwidth tier shapes.
+    tier_interface: Optional[str] = None
+
+
 class PublishSection(_Strict):
     sample_interval_s: float = Field(default=10.0, ge=0.05, le=3600)
     health_interval_s: float = Field(default=30.0, ge=0.05, le=3600)
@@ -128,6 +137,7 @@ class AgentConfig(ManagedConfig):
     device: DeviceSection
     broker: BrokerSection = Field(default_factory=BrokerSection)
     claim: Optional[ClaimSection] = None
+    control: ControlSection = Field(default_factory=ControlSection)
 
     def managed(self) -> ManagedConfig:
         return ManagedConfig.model_validate(

@@ -5,12 +5,14 @@ one, in one thread, with the same link code. paho is driven through its socket
 callbacks (loop_read / loop_write / loop_misc), so no thread per client exists.
 """
 
+import collections
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
@@ -33,6 +35,12 @@ class Timer:
 class Reactor:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._sel = selectors.DefaultSelector()
+        # Worker threads hand results back through a queue and a wake-up pipe.
+        self._soon: Deque[Callable[[], None]] = collections.deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._timers: List[Tuple[float, int, Timer]] = []
         self._order = itertools.count()
         self._clients: Dict[int, mqtt.Client] = {}
@@ -62,6 +70,14 @@ class Reactor:
 
         self.call_later(interval if first is None else first, tick)
         return handle
+
+    def call_soon_threadsafe(self, fn: Callable[[], None]) -> None:
+        """Run fn on the loop's thread; callable from any thread."""
+        self._soon.append(fn)
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is waking up anyway
 
     # -- MQTT clients ---------------------------------------------------------------------
     def attach(self, client: mqtt.Client) -> None:
@@ -130,10 +146,13 @@ class Reactor:
             misc.cancel()
 
     def _poll(self, wait: float) -> None:
-        if not self._sel.get_map():
-            time.sleep(wait)
-            return
         for key, mask in self._sel.select(wait):
+            if key.data is None:
+                try:
+                    os.read(self._wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                continue
             client: mqtt.Client = key.data
             try:
                 if mask & selectors.EVENT_READ:
@@ -145,13 +164,18 @@ class Reactor:
                 log.exception("MQTT client callback failed")
 
     def _run_due(self) -> None:
+        while self._soon:
+            self._safely(self._soon.popleft())
         now = self.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, timer = heapq.heappop(self._timers)
             if timer.cancelled:
                 continue
-            try:
-                timer.fn()
-            except Exception:  # the loop outlives any one callback; counted
-                self.errors += 1
-                log.exception("timer callback failed")
+            self._safely(timer.fn)
+
+    def _safely(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:  # the loop outlives any one callback; counted
+            self.errors += 1
+            log.exception("callback failed")

@@ -29,8 +29,8 @@ def read_password(path: Optional[str]) -> Optional[str]:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `simpul-agent --help` stays fast on a Pi.
-    from agent.box import Box
     from agent.config import load_config
+    from agent.daemon import RESTART_EXIT_CODE, build_agent
     from agent.reactor import Reactor
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
@@ -38,18 +38,17 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     password = read_password(config.broker.password_file)
     reactor = Reactor()
-    box = Box(config, reactor, password)
+    agent = build_agent(config, reactor, password)
 
     def stop(_signum: int, _frame: Optional[FrameType]) -> None:
         reactor.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    box.start()
-    logging.getLogger("simpul.agent").info("agent %s running", box.device_id)
+    agent.start()
+    logging.getLogger("simpul.agent").info("agent %s running", config.device.device_id)
     try:
         reactor.run()
     finally:
-        box.stop()
-        box.outbox.close()
-    return 0
+        agent.stop()
+    return RESTART_EXIT_CODE if agent.executor.restart_requested else 0

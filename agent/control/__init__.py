@@ -1,0 +1,1 @@
+"""The control side of the agent: config twin, commands and their ledger."""

@@ -1,0 +1,82 @@
+"""Assemble one agent: box, config twin, command executor, on one reactor.
+
+The daemon (`simpul-agent run`) and the fleet simulator both build agents here.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+from agent.box import Box
+from agent.config import AgentConfig
+from agent.control import builtin
+from agent.control.executor import Executor
+from agent.control.ledger import Ledger
+from agent.control.twin import TierApplier, Twin
+from agent.reactor import Reactor
+
+# Exit code asking systemd (Restart=always) for a fresh start.
+RESTART_EXIT_CODE = 75
+
+
+@dataclass
+class Agent:
+    box: Box
+    twin: Twin
+    executor: Executor
+    ledger: Ledger
+
+    def start(self) -> None:
+        self.box.start()
+        self._tell_systemd()
+
+    def _tell_systemd(self) -> None:
+        """READY=1 once running; WATCHDOG=1 from the loop, so a hung loop gets restarted."""
+        from agent import sdnotify
+
+        if not sdnotify.notify("READY=1"):
+            return
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            def pet() -> None:
+                sdnotify.notify("WATCHDOG=1")
+
+            self.box.reactor.call_every(interval / 2, pet)
+
+    def stop(self) -> None:
+        self.box.stop()
+        self.box.outbox.close()
+        self.ledger.close()
+
+
+def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
+                recent_log: Optional[builtin.RecentLog] = None,
+                tier_applier: Optional[TierApplier] = None) -> Agent:
+    Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
+    box = Box(config, reactor, password, collectors=[])
+    if tier_applier is None and config.control.tier_interface:
+        from agent.control.tier import shaper_applier
+
+        tier_applier = shaper_applier(config.control.tier_interface)
+    twin = Twin(box, tier_applier=tier_applier)
+    twin.restore()
+    if not box.collectors:
+        from agent.collectors.registry import build
+
+        box.collectors = [build(c) for c in box.config.collectors]
+    recent = recent_log or builtin.RecentLog()
+    collectors = lambda: box.collectors  # noqa: E731 - always the running set
+    builtins: Dict[str, builtin.Builtin] = {
+        "reboot": builtin.Builtin(builtin.reboot(config.control.reboot_command), True),
+        "restart_agent": builtin.Builtin(lambda _args: {"restarting": True}, False),
+        "rescan_clients": builtin.Builtin(builtin.rescan_clients(collectors), False),
+        "ping": builtin.Builtin(builtin.ping, True),
+        "sensor_selftest": builtin.Builtin(builtin.sensor_selftest(collectors), False),
+        "diagnostics": builtin.Builtin(
+            builtin.diagnostics(recent, lambda: box.config.managed().config_hash()), True),
+    }
+    ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
+    executor = Executor(box, ledger, builtins)
+    logging.getLogger("simpul").addHandler(recent)
+    return Agent(box, twin, executor, ledger)
