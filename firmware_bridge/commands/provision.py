@@ -28,7 +28,7 @@ from firmware_bridge.provision.bundle import (
     write_bundle,
     write_bundle_file,
 )
-from firmware_bridge.provision.errors import InputError, TargetError
+from firmware_bridge.provision.errors import InputError, ProvisionError, TargetError
 
 KINDS = ("wifi", "cctv", "sensor")
 DEFAULT_BOX_DIR = "/etc/simpul"
@@ -203,8 +203,6 @@ def _install(bundle: Bundle, args: argparse.Namespace, card: Dict[str, Any],
 def _label(bundle: Bundle, site: Optional[str], args: argparse.Namespace) -> None:
     from firmware_bridge.provision.label import print_label, write_label
 
-    if not bundle.claim_code:
-        return
     path = Path(args.label or f"{bundle.device_id}-label.svg")
     write_label(path, bundle.device_id, site, bundle.claim_code)
     print_label(bundle.device_id, site, bundle.claim_code)
@@ -238,11 +236,16 @@ def run_register(args: argparse.Namespace) -> int:
                 "district": site.district, "lat": site.lat, "lon": site.lon,
                 "tags": args.tag}
         registered = client.register(body)
-        code = client.issue_claim(args.device_id)["claim_code"]
+        print(f"registered {args.device_id} with {client.url}")
+        code: Optional[str] = None
+        try:
+            code = client.issue_claim(args.device_id)["claim_code"]
+        except ProvisionError as exc:  # the box is registered: go on without a code
+            print(f"simpul-field: warning: no claim code for the label: {exc}",
+                  file=sys.stderr)
         mqtt = registered["mqtt"]
         bundle = Bundle(device_id=args.device_id, kind=args.kind, mqtt_url=mqtt["url"],
                         password=mqtt["password"], claim_code=code, fleet_url=client.url)
-        print(f"registered {args.device_id} with {client.url}")
         try:
             _install(bundle, args, card, claim=None)
         except TargetError as exc:

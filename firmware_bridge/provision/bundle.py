@@ -13,8 +13,10 @@ An *installed bundle* is a directory on the card (the target):
 The directory is built beside the target under a hidden name, every file fsynced, the
 marker written last, and then renamed into place: a writer killed at any moment leaves
 either no target, the previous complete bundle, or the new complete one; never a half.
+The bundle is then read back against the marker before the old one is dropped.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -151,7 +153,13 @@ def _fsync_dir(path: Path) -> None:
 def _write_file(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.fchmod(fd, mode)  # the umask must not widen or narrow it
+        try:
+            os.fchmod(fd, mode)  # the umask must not widen or narrow it
+        except OSError as exc:
+            # FAT keeps no modes (EPERM from vfat, ENOSYS from fusefat): the mount's
+            # fmask decides (docs/provisioning.md).
+            if exc.errno not in (errno.EPERM, errno.ENOSYS, errno.ENOTSUP):
+                raise
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -162,7 +170,9 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
 
 def _sweep_partials(target: Path) -> None:
     """Remove hidden directories that killed writers left beside the target."""
-    for leftover in target.parent.glob(f".{target.name}.partial-*"):
+    leftovers = [*target.parent.glob(f".{target.name}.partial-*"),
+                 *target.parent.glob(f".{target.name}.old-*")]
+    for leftover in leftovers:
         pid = leftover.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -218,6 +228,12 @@ def write_bundle(target: Path, device_id: str, files: Dict[str, Tuple[bytes, int
             os.rename(target, old)
         os.rename(partial, target)
         _fsync_dir(target.parent)
+        if installed_device(target) != device_id:
+            # Read back like a flasher verifies: a card or file system that lost what
+            # it was given must not pass for provisioned.
+            shutil.rmtree(target, ignore_errors=True)
+            raise OSError(errno.EIO, "reading the bundle back found it incomplete: the "
+                                     "card or its file system lost data; try another card")
         shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)

@@ -44,7 +44,8 @@ class FleetClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, what: str, missing_ok: bool = False,
+              **kwargs: Any) -> Any:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -54,6 +55,8 @@ class FleetClient:
             raise UnreachableError(f"cannot reach the fleet at {self.url} ({what}): {exc}; "
                                    "check the network, or prepare bundles in the office "
                                    "(simpul-field provision batch)") from exc
+        if resp.status_code == 404 and missing_ok:
+            return None
         if resp.status_code == 401:
             raise AuthError("the fleet refused the token (401): check SIMPUL_TOKEN or "
                             "--token-file")
@@ -84,12 +87,9 @@ class FleetClient:
         return list(self._call("POST", "/api/v1/claims/batch", "the batch", json=body)["data"])
 
     def device(self, device_id: str) -> Optional[Dict[str, Any]]:
-        try:
-            return dict(self._call("GET", f"/api/v1/devices/{device_id}", "the device"))
-        except FleetError as exc:
-            if "HTTP 404" in str(exc):
-                return None
-            raise
+        found = self._call("GET", f"/api/v1/devices/{device_id}", "the device",
+                           missing_ok=True)
+        return None if found is None else dict(found)
 
     def records(self, device_id: str, stream: str) -> int:
         body = self._call("GET", f"/api/v1/devices/{device_id}/telemetry", "telemetry",
@@ -97,9 +97,5 @@ class FleetClient:
         return int(body.get("count", 0))
 
     def claim(self, code: str) -> Optional[Dict[str, Any]]:
-        try:
-            return dict(self._call("GET", f"/api/v1/claims/{code}", "the claim"))
-        except FleetError as exc:
-            if "HTTP 404" in str(exc):
-                return None
-            raise
+        found = self._call("GET", f"/api/v1/claims/{code}", "the claim", missing_ok=True)
+        return None if found is None else dict(found)

@@ -2,8 +2,8 @@
 
 SVG labels carry the text beside the QR; PNG labels are the QR alone (no font
 rendering without Pillow), so the text is printed on the terminal for the marker pen.
-The QR holds `simpul:<device_id>:<claim_code>`, which a phone can read to claim the box
-(`POST /api/v1/claims/{code}`) or look it up.
+The QR holds `simpul:<device_id>:<claim_code>` (`simpul:<device_id>` without a code),
+which a phone can read to claim the box (`POST /api/v1/claims/{code}`) or look it up.
 """
 
 import io
@@ -17,16 +17,16 @@ import segno
 from firmware_bridge.provision.errors import InputError, TargetError
 
 
-def qr_payload(device_id: str, claim_code: str) -> str:
-    return f"simpul:{device_id}:{claim_code}"
+def qr_payload(device_id: str, claim_code: Optional[str]) -> str:
+    return f"simpul:{device_id}:{claim_code}" if claim_code else f"simpul:{device_id}"
 
 
-def label_svg(device_id: str, site: Optional[str], claim_code: str) -> str:
+def label_svg(device_id: str, site: Optional[str], claim_code: Optional[str]) -> str:
     qr = segno.make(qr_payload(device_id, claim_code), error="m")
     inner = qr.svg_inline(scale=4, border=2)
     size = qr.symbol_size(scale=4, border=2)[0]
     lines = [("device", device_id), ("site", site or "(set at install)"),
-             ("claim", claim_code)]
+             ("claim", claim_code or "(none)")]
     text = "".join(
         f'<text x="{size + 12}" y="{28 + 26 * i}" font-family="monospace" font-size="15">'
         f'<tspan font-weight="bold">{escape(k)}</tspan> {escape(v)}</text>'
@@ -37,7 +37,8 @@ def label_svg(device_id: str, site: Optional[str], claim_code: str) -> str:
             f'<g>{inner}</g>{text}</svg>\n')
 
 
-def write_label(path: Path, device_id: str, site: Optional[str], claim_code: str) -> None:
+def write_label(path: Path, device_id: str, site: Optional[str],
+                claim_code: Optional[str]) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png"):
         raise InputError(f"label {path}: name it .svg or .png")
@@ -51,11 +52,11 @@ def write_label(path: Path, device_id: str, site: Optional[str], claim_code: str
         raise TargetError(f"cannot write the label {path}: {exc.strerror or exc}") from exc
 
 
-def print_label(device_id: str, site: Optional[str], claim_code: str,
+def print_label(device_id: str, site: Optional[str], claim_code: Optional[str],
                 out: TextIO = sys.stdout) -> None:
     """The label's text, and the QR drawn in the terminal when it is one."""
     out.write(f"device  {device_id}\nsite    {site or '(set at install)'}\n"
-              f"claim   {claim_code}\n")
+              f"claim   {claim_code or '(none)'}\n")
     if out.isatty():
         buf = io.StringIO()
         segno.make(qr_payload(device_id, claim_code), error="m").terminal(out=buf, compact=True)

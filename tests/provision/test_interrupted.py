@@ -140,3 +140,22 @@ def test_card_fills_up_mid_write(tmp_path: Path) -> None:
     assert "No space left on device" in out.stderr
     assert "Traceback" not in out.stderr
     assert json.loads(lines[-1]) == [], "nothing, not even a temp dir, is left on the card"
+
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["fresh", "replacing"])
+def test_read_back_catches_a_card_that_loses_data(tmp_path: Path, replace: bool) -> None:
+    """A medium that drops what it was given (fusefat 0.1a loses a directory's files on
+    rename) must not pass for provisioned: the read-back refuses it, the old bundle stays."""
+    target = tmp_path / "simpul"
+    if replace:
+        write_bundle(target, OLD.device_id, files(OLD, target))
+
+    def lose(name: str) -> None:
+        if name == MARKER:
+            (next(tmp_path.glob(".simpul.partial-*")) / "mqtt.password").write_bytes(b"")
+
+    with pytest.raises(TargetError, match="reading the bundle back found it incomplete"):
+        write_bundle(target, NEW.device_id, files(NEW, target), force=True, hook=lose)
+    assert installed_device(target) == ("box-old" if replace else None)
+    assert [p.name for p in tmp_path.iterdir()] == (["simpul"] if replace else [])
