@@ -5,7 +5,8 @@ Each poll reads the device and its records and names the stage the box has reach
     not registered  ->  never connected  ->  connected, no telemetry yet
                     ->  (offline-provisioned) sending, not claimed yet  ->  online
 
-A timeout names the stage it stopped at and what to look at.
+A timeout names the stage it stopped at and what to look at. A laptop that loses the
+fleet mid-wait keeps polling ("fleet unreachable") until the timeout.
 """
 
 import sys
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, TextIO
 
-from firmware_bridge.provision.errors import NotOnlineError
+from firmware_bridge.provision.errors import NotOnlineError, UnreachableError
 from firmware_bridge.provision.fleet import FleetClient
 
 STREAMS = ("telemetry", "health", "any")
@@ -26,6 +27,8 @@ ADVICE = {
                                    "stored: check its collectors and clock in its log",
     "sending, not claimed yet": "the box sends records but its claim has not been "
                                 "recorded: check the claim code in its config",
+    "fleet unreachable": "this laptop cannot reach the fleet: check its network, and "
+                         "run `simpul-field provision check` again later",
 }
 
 
@@ -65,7 +68,10 @@ def wait_online(client: FleetClient, device_id: str, timeout: float, stream: str
     tty = out.isatty()
     last = ""
     while True:
-        now = stage(client, device_id, stream, claim_code)
+        try:
+            now = stage(client, device_id, stream, claim_code)
+        except UnreachableError:
+            now = Stage("fleet unreachable")  # a poor link at the site: keep trying
         waited = clock() - started
         if tty:
             out.write(f"\r\033[Kwaiting for {device_id}: {now.name}  "

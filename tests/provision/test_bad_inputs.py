@@ -4,6 +4,7 @@ card or fleet left as it was (the target is checked before anything is registere
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import List
 
@@ -103,3 +104,16 @@ def test_read_only_card(tmp_path: Path) -> None:
     assert done.returncode == 7, done.stderr
     assert "is not writable" in one_line_error(done)
     assert os.listdir(card) == []
+
+
+@pytest.mark.py39
+def test_check_keeps_trying_while_the_fleet_is_unreachable(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = field(["provision", "check", "box-a", "--timeout", "2"], tmp_path,
+                 f"http://127.0.0.1:{free_port()}", "t")
+    assert time.monotonic() - started >= 2, "it waited out the timeout, not the first error"
+    assert done.returncode == 8
+    assert "waiting for box-a: fleet unreachable" in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("simpul-field: box-a is not online after 2s: fleet unreachable")
+    assert "Traceback" not in done.stderr
