@@ -1,5 +1,6 @@
 """The enclosure label: device id, site and the claim code, the code also as a QR image.
 
+Always a full QR code (never a Micro QR, which phones read poorly).
 SVG labels carry the text beside the QR; PNG labels are the QR alone (no font
 rendering without Pillow), so the text is printed on the terminal for the marker pen.
 The QR holds `simpul:<device_id>:<claim_code>` (`simpul:<device_id>` without a code),
@@ -22,7 +23,7 @@ def qr_payload(device_id: str, claim_code: Optional[str]) -> str:
 
 
 def label_svg(device_id: str, site: Optional[str], claim_code: Optional[str]) -> str:
-    qr = segno.make(qr_payload(device_id, claim_code), error="m")
+    qr = segno.make_qr(qr_payload(device_id, claim_code), error="m")
     inner = qr.svg_inline(scale=4, border=2)
     size = qr.symbol_size(scale=4, border=2)[0]
     lines = [("device", device_id), ("site", site or "(set at install)"),
@@ -46,7 +47,7 @@ def write_label(path: Path, device_id: str, site: Optional[str],
         if suffix == ".svg":
             path.write_text(label_svg(device_id, site, claim_code), encoding="utf-8")
         else:
-            segno.make(qr_payload(device_id, claim_code), error="m").save(
+            segno.make_qr(qr_payload(device_id, claim_code), error="m").save(
                 str(path), kind="png", scale=8, border=2)
     except OSError as exc:
         raise TargetError(f"cannot write the label {path}: {exc.strerror or exc}") from exc
@@ -59,5 +60,5 @@ def print_label(device_id: str, site: Optional[str], claim_code: Optional[str],
               f"claim   {claim_code or '(none)'}\n")
     if out.isatty():
         buf = io.StringIO()
-        segno.make(qr_payload(device_id, claim_code), error="m").terminal(out=buf, compact=True)
+        segno.make_qr(qr_payload(device_id, claim_code), error="m").terminal(out=buf, compact=True)
         out.write(buf.getvalue())
