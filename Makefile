@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 	@bash scripts/setup-system.sh
+	@bash scripts/build-dashboard.sh
 
 # Reinstall only when the dependency list changes; a second `make setup` takes seconds.
 $(STAMP): pyproject.toml

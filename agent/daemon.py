@@ -78,5 +78,6 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
     }
     ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
     executor = Executor(box, ledger, builtins)
-    logging.getLogger("simpul").addHandler(recent)
+    if recent_log is None:
+        logging.getLogger("simpul").addHandler(recent)
     return Agent(box, twin, executor, ledger)

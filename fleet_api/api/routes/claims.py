@@ -19,7 +19,7 @@ import secrets
 from datetime import datetime
 from typing import Any, Dict, List, Literal, Optional
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, DateTime, Float, String, Table, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.routes.devices import MqttCredentials
+from fleet_api.audit import record
 from fleet_api.db import devices, iso, metadata, utcnow
 from fleet_api.deps import ServicesDep, Technician, Viewer
 from simpul_wire.models import CLAIM_STREAM, Ack, Claim, claim_epoch, encode
@@ -178,7 +179,7 @@ def _wait_for_broker(services: ServicesDep) -> None:
 
 
 @router.post("/batch", status_code=201, response_model=BatchCreated)
-def pre_register(body: BatchCreate, services: ServicesDep, _who: Technician) -> BatchCreated:
+def pre_register(body: BatchCreate, services: ServicesDep, who: Technician) -> BatchCreated:
     now = utcnow()
     made: List[Unclaimed] = []
     device_rows: List[Dict[str, Any]] = []
@@ -191,7 +192,8 @@ def pre_register(body: BatchCreate, services: ServicesDep, _who: Technician) -> 
             device_id=device_id, site=UNCLAIMED, kind=body.kind, district=body.district,
             lat=0.0, lon=0.0, tags=[UNCLAIMED, *body.tags],
             password_hash=mosquitto_hash(password), created_at=now, state="unknown",
-            desired={}, desired_version=0, reported={}, rejected_count=0))
+            desired={}, desired_version=0, reported={}, rejected_count=0,
+            published_version=0))
         claim_rows.append(dict(claim_code=code, device_id=device_id, created_at=now))
         made.append(Unclaimed(device_id=device_id, claim_code=code, mqtt=MqttCredentials(
             url=url, username=device_id, password=password, client_id=device_id)))
@@ -199,6 +201,8 @@ def pre_register(body: BatchCreate, services: ServicesDep, _who: Technician) -> 
         with services.engine.begin() as conn:
             conn.execute(devices.insert(), device_rows)
             conn.execute(claims.insert(), claim_rows)
+            ids = [r["device_id"] for r in device_rows]
+            record(conn, who, "device.pre_register", f"{len(ids)} devices", {"ids": ids[:100]})
     except IntegrityError as exc:  # a random id or code met an old one: nothing was written
         raise HTTPException(409, "a generated device id or claim code is taken; "
                                  "send the request again") from exc
@@ -207,8 +211,10 @@ def pre_register(body: BatchCreate, services: ServicesDep, _who: Technician) -> 
 
 
 @router.post("", status_code=201, response_model=ClaimPublic)
-def issue(body: ClaimIssue, services: ServicesDep, _who: Technician) -> ClaimPublic:
-    """A code for a box registered online: claimed at once, with its registered site."""
+def issue(body: ClaimIssue, services: ServicesDep, who: Technician, response: Response
+          ) -> ClaimPublic:
+    """A code for a box registered online: claimed at once, with its registered site.
+    A device that has a code already gets that one back (200)."""
     now = utcnow()
     with services.engine.begin() as conn:
         dev = conn.execute(select(devices).where(devices.c.device_id == body.device_id)).first()
@@ -216,7 +222,9 @@ def issue(body: ClaimIssue, services: ServicesDep, _who: Technician) -> ClaimPub
             raise HTTPException(404, f"no device {body.device_id}")
         old = conn.execute(select(claims).where(claims.c.device_id == body.device_id)).first()
         if old is not None:
-            raise HTTPException(409, f"device {body.device_id} already has a claim code")
+            response.status_code = 200
+            return _public(old)
+        record(conn, who, "claim.issue", body.device_id)
         conn.execute(claims.insert().values(
             claim_code=new_claim_code(), device_id=body.device_id, created_at=now,
             claimed_at=now, claimed_via="register", site=dev.site, district=dev.district,
@@ -249,7 +257,7 @@ def get_claim(code: str, services: ServicesDep, _who: Viewer) -> ClaimPublic:
 
 
 @router.post("/{code}", response_model=ClaimPublic)
-def claim_over_http(code: str, body: Details, services: ServicesDep, _who: Technician
+def claim_over_http(code: str, body: Details, services: ServicesDep, who: Technician
                     ) -> ClaimPublic:
     code = normalise_code(code)
     with services.engine.begin() as conn:
@@ -257,5 +265,6 @@ def claim_over_http(code: str, body: Details, services: ServicesDep, _who: Techn
         if row is None:
             raise HTTPException(404, "no such claim code")
         apply_claim(conn, row.device_id, code, body, "api", utcnow())
+        record(conn, who, "claim.claim", row.device_id, body.model_dump(exclude_none=True))
         row = conn.execute(select(claims).where(claims.c.claim_code == code)).one()
     return _public(row)
