@@ -248,12 +248,12 @@ def run_register(args: argparse.Namespace) -> int:
                         password=mqtt["password"], claim_code=code, fleet_url=client.url)
         try:
             _install(bundle, args, card, claim=None)
-        except TargetError as exc:
+        except ProvisionError as exc:
             # Registered, but the card did not take it: keep the credentials.
             keep = Path(f"{args.device_id}.bundle.json").absolute()
             write_bundle_file(keep, bundle)
-            raise TargetError(f"{exc}; registered all the same: install the saved "
-                              f"{keep} with `simpul-field provision install`") from exc
+            raise type(exc)(f"{exc}; registered all the same: install the saved "
+                            f"{keep} with `simpul-field provision install`") from exc
         _label(bundle, site.site, args)
         if args.no_check:
             return 0
@@ -275,15 +275,23 @@ def run_batch(args: argparse.Namespace) -> int:
         left = args.count
         while left:
             chunk = min(left, BATCH_CHUNK)
-            for item in client.pre_register(chunk, args.kind, args.district, args.prefix,
-                                            args.tag):
+            items = client.pre_register(chunk, args.kind, args.district, args.prefix,
+                                        args.tag)
+            for n, item in enumerate(items):
                 bundle = Bundle(device_id=item["device_id"], kind=args.kind,
                                 mqtt_url=item["mqtt"]["url"],
                                 password=item["mqtt"]["password"],
                                 claim_code=item["claim_code"], fleet_url=client.url)
-                write_bundle_file(out / f"{bundle.device_id}.bundle.json", bundle)
-                write_label(out / f"{bundle.device_id}-label.svg", bundle.device_id, None,
-                            item["claim_code"])
+                try:
+                    write_bundle_file(out / f"{bundle.device_id}.bundle.json", bundle)
+                    write_label(out / f"{bundle.device_id}-label.svg", bundle.device_id,
+                                None, item["claim_code"])
+                except ProvisionError as exc:
+                    lost = [i["device_id"] for i in items[n:]]
+                    raise type(exc)(f"{exc}; {len(made)} bundles written; {len(lost)} boxes "
+                                    f"are registered without one (deregister them): "
+                                    f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}"
+                                    ) from exc
                 made.append(bundle)
             left -= chunk
     for bundle in made:

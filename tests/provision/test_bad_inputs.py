@@ -86,6 +86,17 @@ def test_fleet_refusals(scratch: Path, fleet: Fleet) -> None:
                   str(scratch / "b")], scratch, fleet.url, tech)
     assert done.returncode == 2 and "--count" in one_line_error(done)
 
+    # The office disk fills up mid-batch: it says which boxes were left without a bundle.
+    out = scratch / "small"
+    out.mkdir()
+    script = (f"mount -t tmpfs -o size=16k tmpfs {out} && {' '.join(CLI)} provision batch "
+              f"--count 20 --kind wifi --out {out}")
+    done = subprocess.run(["unshare", "--mount", "sh", "-c", script], cwd=scratch,
+                          env=env(fleet.url, tech), capture_output=True, text=True, timeout=60)
+    line = one_line_error(done)
+    assert done.returncode == 7 and "No space left on device" in line, line
+    assert "boxes are registered without one (deregister them): box-" in line
+
 
 @pytest.mark.slow
 def test_read_only_card(tmp_path: Path) -> None:
