@@ -46,6 +46,7 @@ MATRIX: Dict[Tuple[str, str], str] = {
     ("PUT", "/api/v1/groups/{name}/tier"): OP,
     ("GET", "/api/v1/rollouts"): V,
     ("GET", "/api/v1/rollouts/{rollout_id}"): V,
+    ("GET", "/api/v1/me"): V,
     ("GET", "/api/v1/alerts"): V,
     ("GET", "/api/v1/alerts/{alert_id}"): V,
     ("POST", "/api/v1/alerts/{alert_id}/ack"): OP,
