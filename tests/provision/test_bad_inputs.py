@@ -21,7 +21,6 @@ def online(device_id: str, target: Path, *extra: str) -> List[str]:
     return [*ONLINE, "--device-id", device_id, "--target", str(target), *extra]
 
 
-@pytest.mark.py39
 def test_inputs_refused_before_any_network(tmp_path: Path) -> None:
     card = tmp_path / "card"
     card.mkdir()
@@ -117,7 +116,6 @@ def test_read_only_card(tmp_path: Path) -> None:
     assert os.listdir(card) == []
 
 
-@pytest.mark.py39
 def test_check_keeps_trying_while_the_fleet_is_unreachable(tmp_path: Path) -> None:
     started = time.monotonic()
     done = field(["provision", "check", "box-a", "--timeout", "2"], tmp_path,
