@@ -65,8 +65,9 @@ MATRIX: Dict[Tuple[str, str], str] = {
     ("GET", "/api/v1/claims/{code}"): V,
     ("POST", "/api/v1/claims/{code}"): T,
 }
-PARAMS = {"code": "AAAA-BBBB-CCCC", "device_id": "nobody", "command_id": "c0", "name": "nogroup", "rollout_id": "99999",
-          "alert_id": "99999", "webhook_id": "99999", "token_id": "99999"}
+PARAMS = {"device_id": "nobody", "command_id": "c0", "name": "nogroup", "rollout_id": "99999",
+          "alert_id": "99999", "webhook_id": "99999", "token_id": "99999",
+          "code": "AAAA-BBBB-CCCC"}
 BODIES = {("POST", "/api/v1/devices/{device_id}/commands"): {"name": "self_test"}}
 
 
