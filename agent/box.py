@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
 from agent import __version__
+from agent.claim import Claimer
 from agent.collectors.base import Accumulator, Collector
 from agent.collectors.registry import build
 from agent.config import AgentConfig
@@ -88,11 +89,16 @@ class Box:
         self.message_handlers: List[Callable[[str, bytes], None]] = []
         self.online_hooks: List[Callable[[], None]] = []
         self._ack_topic = topic(self.device_id, "ack")
+        # Acks of streams kept outside the outbox (the claim), by stream.
+        self.ack_handlers: Dict[str, Callable[[Ack], None]] = {}
+        self.claim = Claimer.attach(self)
 
     # -- life -------------------------------------------------------------------------
     def start(self) -> None:
         start_collectors(self.collectors)
         self.start_schedule()
+        if self.claim:
+            self.claim.start()
         self.link.start()
 
     def start_schedule(self) -> None:
@@ -124,6 +130,8 @@ class Box:
 
     def stop(self) -> None:
         self.stop_schedule()
+        if self.claim:
+            self.claim.stop()
         self.link.stop()
         close_collectors(self.collectors)
 
@@ -291,6 +299,9 @@ class Box:
             ack = decode(Ack, payload)
         except WireError as exc:
             log.warning("ignoring a malformed ack: %s", exc)
+            return
+        if ack.stream in self.ack_handlers:
+            self.ack_handlers[ack.stream](ack)
             return
         removed = self.outbox.confirm(ack.stream, ack.epoch, ack.ranges)
         if ack.rejected:

@@ -1,6 +1,6 @@
 """Agent config: one pydantic model for the local TOML file and the fleet's desired state.
 
-The file has a local part ([device], [broker]) that only the box and the technician set,
+The file has a local part ([device], [broker], [claim]) that only the box and the technician set,
 and a managed part ([publish], [outbox], [[collectors]], [tier]) that the fleet may
 replace through desired config. `ManagedConfig` is the managed part alone: desired
 config that names a local key is refused. Validation does no I/O.
@@ -66,6 +66,17 @@ class BrokerSection(_Strict):
         parts = urlsplit(self.url)
         default = 8883 if parts.scheme == "mqtts" else 1883
         return parts.hostname or "127.0.0.1", parts.port or default
+
+
+class ClaimSection(_Strict):
+    """An offline-provisioned box's claim (agent/claim.py): written by
+    `simpul-field provision install`, published once on the first connection."""
+
+    code: str = Field(min_length=6, max_length=64)
+    site: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    district: Optional[str] = Field(default=None, min_length=1, max_length=100)
+    lat: Optional[float] = Field(default=None, ge=-90, le=90)
+    lon: Optional[float] = Field(default=None, ge=-180, le=180)
 
 
 class ControlSection(_Strict):
@@ -145,6 +156,7 @@ class AgentConfig(ManagedConfig):
 
     device: DeviceSection
     broker: BrokerSection = Field(default_factory=BrokerSection)
+    claim: Optional[ClaimSection] = None
     control: ControlSection = Field(default_factory=ControlSection)
     update: UpdateSection = Field(default_factory=UpdateSection)
     segmentation: Optional[SegmentationSection] = None

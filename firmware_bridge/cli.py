@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 from firmware_bridge.errors import BridgeError
 
 # Registered by name, in the order --help lists them.
-COMMAND_MODULES: List[str] = ["flash"]
+COMMAND_MODULES: List[str] = ["flash", "provision"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,11 +23,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet_api import metrics
+from fleet_api.api.routes.claims import answer_claim
 from fleet_api.db import devices, utcnow, workers
 from fleet_api.store import Batch, known_devices, record_row, write_batch
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
     Ack,
+    Claim,
     CommandResult,
     ReportedConfig,
     StatePayload,
@@ -220,8 +222,10 @@ class Ingest:
             if payload.command_id != command_id:
                 raise WireError(f"command_id {payload.command_id!r} differs from the "
                                 f"topic's {command_id!r}", "command_id")
+        elif leaf == "claim":
+            payload = decode(Claim, message.payload)
         else:
-            return  # claims: handled by their own service
+            return
         if payload.device_id != device_id:
             raise WireError(f"device_id {payload.device_id!r} differs from the topic's "
                             f"{device_id!r}", "device_id")
@@ -244,6 +248,8 @@ class Ingest:
             batch.results.append((device_id, payload.command_id, payload.status,
                                   dict(payload.result), payload.error, payload.ts))
             batch.seen.setdefault(device_id, "online")
+        elif leaf == "claim":
+            answer_claim(self.engine, self.client, payload)
 
     # -- running ----------------------------------------------------------------------
     def stop(self) -> None:

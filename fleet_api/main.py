@@ -7,7 +7,17 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from fleet_api import __version__
-from fleet_api.api.routes import admin, alerts, commands, config, devices, groups, registry, site
+from fleet_api.api.routes import (
+    admin,
+    alerts,
+    claims,
+    commands,
+    config,
+    devices,
+    groups,
+    registry,
+    site,
+)
 from fleet_api.dashboard import routes as dashboard
 from fleet_api.deps import Services
 from fleet_api.metrics import HTTP_LATENCY
@@ -23,6 +33,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(site.router)
     app.include_router(registry.router)  # before devices: /bulk is not a device id
     app.include_router(devices.router)
+    app.include_router(claims.router)
     app.include_router(config.router)
     app.include_router(commands.router)
     app.include_router(groups.router)

@@ -4,6 +4,7 @@ Importing it needs pydantic only, so a box never pulls in the fleet side.
 """
 
 from simpul_wire.models import (
+    CLAIM_STREAM,
     SCHEMA_VERSION,
     Ack,
     Claim,
@@ -17,6 +18,7 @@ from simpul_wire.models import (
     StatePayload,
     TelemetryBatch,
     WireError,
+    claim_epoch,
     decode,
     encode,
     seq_ranges,
@@ -25,6 +27,7 @@ from simpul_wire.models import (
 from simpul_wire.topics import LEAVES, TopicError, parse_topic, topic, valid_device_id
 
 __all__ = [
+    "CLAIM_STREAM",
     "LEAVES",
     "SCHEMA_VERSION",
     "Ack",
@@ -40,6 +43,7 @@ __all__ = [
     "TelemetryBatch",
     "TopicError",
     "WireError",
+    "claim_epoch",
     "decode",
     "encode",
     "parse_topic",

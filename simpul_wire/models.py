@@ -6,6 +6,7 @@ Annotations use typing.Optional/List/Dict: pydantic evaluates them at run time a
 agent runs on Python 3.9.
 """
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Type, TypeVar, Union
@@ -158,7 +159,26 @@ def seq_ranges(seqs: List[int]) -> List[Tuple[int, int]]:
 
 
 class Claim(_Payload):
+    """An offline-provisioned box claims its registration on its first connection.
+
+    The site details are the ones the technician gave at install time; the fleet answers
+    on the box's `ack` leaf with stream "claim" and epoch `claim_epoch(claim_code)`
+    (`rejected` set when it refuses the claim).
+    """
+
     claim_code: str = Field(min_length=6, max_length=64)
+    site: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    district: Optional[str] = Field(default=None, min_length=1, max_length=100)
+    lat: Optional[float] = Field(default=None, ge=-90, le=90)
+    lon: Optional[float] = Field(default=None, ge=-180, le=180)
+
+
+CLAIM_STREAM = "claim"
+
+
+def claim_epoch(claim_code: str) -> str:
+    """The `epoch` of the fleet's answer to a claim: ties the ack to this claim code."""
+    return hashlib.sha256(claim_code.encode()).hexdigest()[:16]
 
 
 Payload = Union[

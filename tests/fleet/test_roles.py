@@ -59,9 +59,15 @@ MATRIX: Dict[Tuple[str, str], str] = {
     ("GET", "/api/v1/tokens"): A,
     ("POST", "/api/v1/tokens"): A,
     ("DELETE", "/api/v1/tokens/{token_id}"): A,
+    ("POST", "/api/v1/claims/batch"): T,
+    ("POST", "/api/v1/claims"): T,
+    ("GET", "/api/v1/claims"): V,
+    ("GET", "/api/v1/claims/{code}"): V,
+    ("POST", "/api/v1/claims/{code}"): T,
 }
 PARAMS = {"device_id": "nobody", "command_id": "c0", "name": "nogroup", "rollout_id": "99999",
-          "alert_id": "99999", "webhook_id": "99999", "token_id": "99999"}
+          "alert_id": "99999", "webhook_id": "99999", "token_id": "99999",
+          "code": "AAAA-BBBB-CCCC"}
 BODIES = {("POST", "/api/v1/devices/{device_id}/commands"): {"name": "self_test"}}
 
 

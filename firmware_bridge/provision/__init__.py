@@ -1,0 +1,5 @@
+"""Provisioning a box: register it with the fleet (or take a bundle prepared offline),
+write its agent config and credentials to the card atomically, label it, and check
+that it comes online. httpx is imported only where the fleet is spoken to, so the rest
+of firmware_bridge never needs it.
+"""
