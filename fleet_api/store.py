@@ -27,6 +27,10 @@ class Batch:
 
 
 def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
+    """Insert new records, skip repeats; return how many were new.
+
+    Counted through RETURNING: an executemany's rowcount is -1 on PostgreSQL (psycopg),
+    which once crashed the ingest thread (a negative Prometheus increment)."""
     if not rows:
         return 0
     stmt: Any
@@ -34,8 +38,8 @@ def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
         stmt = postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
     else:
         stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
-    result = conn.execute(stmt, rows)
-    return int(result.rowcount or 0)
+    result = conn.execute(stmt.returning(records.c.id), rows)
+    return len(result.all())
 
 
 def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:
