@@ -262,7 +262,13 @@ class Ingest:
             if rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST):
                 self._reconnect()
                 continue
-            if self._due() and not self.flush():
+            try:
+                if self._due() and not self.flush():
+                    self._stop.wait(1.0)
+            except Exception:  # a bug must not end ingest silently; counted, then retried
+                # Nothing was acknowledged: the buffer stays and is flushed again.
+                metrics.INGEST_LOOP_ERRORS.inc()
+                log.exception("ingest %s: flush failed unexpectedly", self.client_id)
                 self._stop.wait(1.0)
             self._beat()
         if self._buffer:
