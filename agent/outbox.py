@@ -294,8 +294,10 @@ class Outbox:
         victim = self._db.execute(
             "SELECT seq, body FROM records WHERE id=?", (victim_id,)
         ).fetchone()
+        # Only a gap never sent may grow: the fleet keeps the first row of a seq, so a
+        # grown copy of a gap it already holds would be ignored, and the folded seq lost.
         before = self._db.execute(
-            "SELECT id, body FROM records WHERE stream=? AND is_gap=1 AND seq<? "
+            "SELECT id, body FROM records WHERE stream=? AND is_gap=1 AND seq<? AND sends=0 "
             "ORDER BY seq DESC LIMIT 1", (stream, victim[0])
         ).fetchone()
         try:
