@@ -227,11 +227,13 @@ class Outbox:
         """The next records to send, by priority then oldest: never sent, or sent and not
         confirmed by the fleet within a resend timeout that doubles with each try."""
         skip = set(exclude)
+        now = self._clock()
+        # A sent_at in the future means the wall clock went back: due now, not in an hour.
         rows = self._db.execute(
             "SELECT id, stream, seq, body FROM records WHERE sent_at IS NULL "
-            "OR sent_at + min(?, ? * (1 << min(sends - 1, 10))) <= ? "
+            "OR sent_at + min(?, ? * (1 << min(sends - 1, 10))) <= ? OR sent_at > ? "
             "ORDER BY priority, id LIMIT ?",
-            (RESEND_MAX_S, self.resend_after_s, self._clock(), limit + len(skip)),
+            (RESEND_MAX_S, self.resend_after_s, now, now, limit + len(skip)),
         ).fetchall()
         out = [StoredRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows if r[0] not in skip]
         return out[:limit]
