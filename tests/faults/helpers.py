@@ -79,7 +79,8 @@ def make_box(base: Path, fleet: Fleet, device_id: str, publish_cfg: str = "",
     return Box(base, device_id, config)
 
 
-def prefill(box: Box, count: int, stream: str = "telemetry") -> str:
+def prefill(box: Box, count: int, stream: str = "telemetry",
+            metrics: Optional[Dict[str, float]] = None) -> str:
     """Queue `count` records in the box's outbox before its agent starts, as a long
     outage would; record i carries metric n = i. Returns the outbox epoch."""
     box.data.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,8 @@ def prefill(box: Box, count: int, stream: str = "telemetry") -> str:
     start = datetime.now(timezone.utc) - timedelta(hours=1)
     for i in range(count):
         ts = (start + timedelta(milliseconds=i)).isoformat()
-        outbox.append(stream, {"ts": ts, "metrics": {"n": float(i)}, "sources": {}})
+        outbox.append(stream, {"ts": ts, "metrics": {**(metrics or {}), "n": float(i)},
+                               "sources": {}})
     epoch = outbox.epoch
     outbox.close()
     return epoch
