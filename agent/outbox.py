@@ -291,6 +291,14 @@ class Outbox:
             dropped += 1
         return dropped
 
+    def drop(self, record_id: int, reason: str) -> None:
+        """Replace one record by a counted gap (`dropped`, and `reason` itself)."""
+        row = self._db.execute("SELECT stream FROM records WHERE id=? AND is_gap=0",
+                               (record_id,)).fetchone()
+        if row is not None:
+            self._drop(record_id, str(row[0]), reason)
+            self.bump(reason)
+
     def _drop(self, victim_id: int, stream: str, reason: str) -> None:
         """Turn one record into a gap, or fold it into the gap just before it."""
         victim = self._db.execute(
