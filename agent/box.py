@@ -239,7 +239,6 @@ class Box:
         def acked(ok: bool) -> None:
             self._in_flight.pop(key, None)
             if ok:
-                self.outbox.mark_sent(ids)
                 self.pump()
             else:
                 # Kept in the outbox. A refusal (ACL, quota) will not clear by itself
@@ -251,6 +250,10 @@ class Box:
         if not self.link.publish(topic(self.device_id, leaf), data, on_ack=acked):
             self._in_flight.pop(key, None)
             return False
+        # Sent from now, not from the PUBACK: a gap in flight must not grow (the outbox
+        # folds drops only into gaps never sent), or the fleet stores the shorter copy,
+        # confirms its seq, and the folded seqs are forgotten.
+        self.outbox.mark_sent(ids)
         return True
 
     # -- control messages -------------------------------------------------------------

@@ -239,7 +239,8 @@ class Outbox:
         return out[:limit]
 
     def mark_sent(self, ids: Sequence[int]) -> None:
-        """The broker has them (PUBACK); they stay until the fleet confirms storage."""
+        """Published (from the moment they go out); they stay until the fleet confirms
+        storage, and are due again after the resend timeout."""
         if not ids:
             return
         marks = ",".join("?" * len(ids))
