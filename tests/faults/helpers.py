@@ -47,12 +47,12 @@ class Box:
         return self.data / "outbox.sqlite"
 
     def start(self, argv_prefix: Optional[List[str]] = None,
-              env: Optional[Dict[str, str]] = None) -> Process:
+              env: Optional[Dict[str, str]] = None,
+              argv_suffix: Optional[List[str]] = None) -> Process:
         self.runs += 1
         self.process = agent_process(self.base, self.config, f"{self.device_id}-{self.runs}",
                                      extra_env=env)
-        if argv_prefix:
-            self.process.args = [*argv_prefix, *self.process.args]
+        self.process.args = [*(argv_prefix or []), *self.process.args, *(argv_suffix or [])]
         return self.process.start()
 
     def stop(self) -> None:
