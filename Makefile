@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PY39_ARCH ?= amd64
 
-.PHONY: setup demo test check bench clean
+.PHONY: setup demo test test-py39 check bench clean
 
 setup: $(STAMP)
 	@bash scripts/setup-system.sh
+	@bash scripts/build-dashboard.sh
 
 # Reinstall only when the dependency list changes; a second `make setup` takes seconds.
 $(STAMP): pyproject.toml
@@ -21,6 +23,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The agent's and the bridge's py39 tests with Debian bullseye's python3.9 in a chroot
+# (root; docs/py39.md). PY39_ARCH=arm64 runs them under qemu-user-static.
+test-py39: setup
+	bash scripts/py39-chroot.sh --arch $(PY39_ARCH) $(PYTEST_ARGS)
 
 check: setup
 	$(VENV)/bin/ruff check .

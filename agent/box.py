@@ -101,8 +101,9 @@ class Box:
         pub = self.config.publish
         self._timers.append(self.reactor.call_every(pub.sample_interval_s, self.sample_telemetry,
                                                     first=0.0))
+        # The first health sample waits a little, so it can say whether the link came up.
         self._timers.append(self.reactor.call_every(pub.health_interval_s, self.sample_health,
-                                                    first=0.0))
+                                                    first=min(pub.health_interval_s, 3.0)))
 
     def stop_schedule(self) -> None:
         for timer in self._timers:

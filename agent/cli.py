@@ -14,7 +14,7 @@ from agent import __version__
 from agent.errors import AgentError
 
 # Registered by name, in the order --help lists them.
-COMMAND_MODULES = ["run", "doctor"]
+COMMAND_MODULES = ["run", "doctor", "sensor", "clients", "tier"]
 
 
 def build_parser() -> argparse.ArgumentParser:

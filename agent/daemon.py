@@ -29,6 +29,20 @@ class Agent:
 
     def start(self) -> None:
         self.box.start()
+        self._tell_systemd()
+
+    def _tell_systemd(self) -> None:
+        """READY=1 once running; WATCHDOG=1 from the loop, so a hung loop gets restarted."""
+        from agent import sdnotify
+
+        if not sdnotify.notify("READY=1"):
+            return
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            def pet() -> None:
+                sdnotify.notify("WATCHDOG=1")
+
+            self.box.reactor.call_every(interval / 2, pet)
 
     def stop(self) -> None:
         self.box.stop()
@@ -41,6 +55,10 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
                 tier_applier: Optional[TierApplier] = None) -> Agent:
     Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
     box = Box(config, reactor, password, collectors=[])
+    if tier_applier is None and config.control.tier_interface:
+        from agent.control.tier import shaper_applier
+
+        tier_applier = shaper_applier(config.control.tier_interface)
     twin = Twin(box, tier_applier=tier_applier)
     twin.restore()
     if not box.collectors:
@@ -60,5 +78,6 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
     }
     ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
     executor = Executor(box, ledger, builtins)
-    logging.getLogger("simpul").addHandler(recent)
+    if recent_log is None:
+        logging.getLogger("simpul").addHandler(recent)
     return Agent(box, twin, executor, ledger)

@@ -4,9 +4,12 @@ This module is the reference for board firmware (AVR) and the host; docs/firmwar
 draws the same layout. Change it only by adding: a new protocol version may append
 fields at the end of a payload and add message types; it never moves a field.
 
-On the wire (115200 8N1 by default) every frame is COBS-encoded and ends with 0x00::
+On the wire (115200 8N1 by default) every frame is COBS-encoded between two 0x00::
 
-    COBS( ver | type | seq | payload ... | crc_lo crc_hi ) 00
+    00 COBS( ver | type | seq | payload ... | crc_lo crc_hi ) 00
+
+The leading 0x00 ends whatever line noise came before, so each frame is found even
+on a noisy line; back-to-back frames simply show two delimiters.
 
     ver      u8   protocol version of this frame (1); HELLO always goes as version 1
     type     u8   message type (MSG_*)
@@ -15,18 +18,18 @@ On the wire (115200 8N1 by default) every frame is COBS-encoded and ends with 0x
     crc      u16  CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xor)
                   over ver..payload, little-endian; avr-libc: _crc_xmodem_update from 0xFFFF
 
-A body is at most 252 bytes, so a COBS frame plus its delimiter fits 254 bytes.
+A body is at most 252 bytes, so a COBS frame plus its delimiters fits 255 bytes.
 """
 
 import struct
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import crcmod.predefined
 from cobs import cobs
 
 from firmware_bridge.errors import FrameError
-from firmware_bridge.framing import CHECKSUM, LENGTH, RESYNC, Decoded
+from firmware_bridge.framing import CHECKSUM, LENGTH, RESYNC, Decoded, StreamDecoder
 
 VERSION_MIN = 1
 VERSION_MAX = 1
@@ -214,7 +217,7 @@ def _pack_payload(msg: Message) -> Tuple[int, bytes]:
 
 
 def encode(msg: Message, seq: int, version: int = VERSION_MAX) -> bytes:
-    """One complete wire frame: COBS-encoded body and the 0x00 delimiter."""
+    """One complete wire frame: 0x00, the COBS-encoded body, 0x00."""
     try:
         kind, payload = _pack_payload(msg)
     except (struct.error, UnicodeEncodeError) as exc:
@@ -224,7 +227,8 @@ def encode(msg: Message, seq: int, version: int = VERSION_MAX) -> bytes:
     if kind == MSG_HELLO:
         version = 1  # HELLO's layout is frozen, so any host can read it
     head = struct.pack("<BBB", version, kind, seq & 0xFF) + payload
-    return cobs.encode(head + struct.pack("<H", crc16(head))) + b"\x00"
+    wire: bytes = cobs.encode(head + struct.pack("<H", crc16(head)))
+    return b"\x00" + wire + b"\x00"
 
 
 def decode(data: bytes) -> "Decoded[BoardFrame]":
@@ -249,6 +253,11 @@ def decode(data: bytes) -> "Decoded[BoardFrame]":
     if crc16(body[:-CRC_LEN]) != sent:
         return Decoded(used, None, CHECKSUM)
     return Decoded(used, BoardFrame(body[0], body[1], body[2], bytes(body[HEADER_LEN:-CRC_LEN])))
+
+
+def frames_in(data: bytes) -> List[BoardFrame]:
+    """Every CRC-valid frame in a complete byte string (for tests and tools)."""
+    return StreamDecoder(decode).feed(data)
 
 
 def _parse_hello(p: bytes) -> Hello:

@@ -4,9 +4,10 @@ A framer's `decode(data)` is a pure function over bytes. It returns a `Decoded`:
 
     used   how many bytes of `data` it consumed; 0 means "need more bytes"
     frame  the decoded frame, or None when the consumed bytes were dropped
-    error  why bytes were dropped (None with no frame: idle bytes, not a loss): "resync" (no start marker there, skipped up to
-           the next one), "checksum" (a whole frame with a bad checksum) or
-           "length" (a start marker followed by an impossible length)
+    error  why bytes were dropped: "resync" (no start marker there, skipped up
+           to the next one), "checksum" (a whole frame with a bad checksum) or
+           "length" (a start marker followed by an impossible length); no frame
+           and no error means idle bytes (a lone COBS delimiter), nothing lost
 
 `StreamDecoder` keeps the unconsumed tail between reads and counts what it drops,
 so the port reader only feeds it whatever chunk the port returned.
@@ -62,10 +63,13 @@ class StreamDecoder(Generic[F]):
 
     `max_buffer` bounds the kept tail: a framer that asks for more than that many
     bytes is looking at noise, so the oldest bytes are dropped as a resync.
+    `window` bounds the slice handed to `decode` (a copy per call); it must exceed
+    twice the longest frame, so that "need more" only happens at the real end.
     """
 
     decode: Callable[[bytes], "Decoded[F]"]
     max_buffer: int = 4096
+    window: int = 1024
     counters: Counters = field(default_factory=Counters)
     _buf: bytearray = field(default_factory=bytearray)
 
@@ -76,7 +80,7 @@ class StreamDecoder(Generic[F]):
         view = bytes(self._buf)
         pos = 0
         while pos < len(view):
-            result = self.decode(view[pos:])
+            result = self.decode(view[pos : pos + self.window])
             if result.used == 0:
                 break
             pos += result.used

@@ -6,8 +6,11 @@ before it may.
 
 import hashlib
 import secrets
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Optional
+from typing import Deque, Dict, Optional
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -51,3 +54,38 @@ def lookup(engine: Engine, token: str) -> Optional[Principal]:
     if row is None or row.revoked:
         return None
     return Principal(row.id, row.role, row.name)
+
+
+class FailureLimiter:
+    """Failed sign-ins per client address: after `limit` within `window_s`, refuse that
+    address (429) until the window has passed. Per process; tokens are 256-bit random,
+    so this is about log noise and load, not guessing."""
+
+    def __init__(self, limit: int = 20, window_s: float = 60.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._fails: Dict[str, Deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _trim(self, key: str, now: float) -> Deque[float]:
+        q = self._fails.setdefault(key, deque())
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+        return q
+
+    def blocked_for(self, key: str) -> float:
+        """Seconds this address must wait; 0 when it may try."""
+        now = time.monotonic()
+        with self._lock:
+            q = self._trim(key, now)
+            if len(q) < self.limit:
+                return 0.0
+            return max(1.0, self.window_s - (now - q[0]))
+
+    def failed(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._trim(key, now).append(now)
+            if len(self._fails) > 10000:  # forget idle addresses
+                for k in [k for k, q in self._fails.items() if not q]:
+                    del self._fails[k]

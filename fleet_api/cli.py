@@ -80,20 +80,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.broker_data:
         accounts = AccountSync(BrokerAccounts(args.broker_data), _accounts_loader(engine))
         accounts.request()  # the broker may have restarted with an old password file
+    from fleet_api.publisher import Publisher
+    from fleet_api.worker import Worker
+
     ingest = None
+    publisher = None
     try:
         if args.mqtt or args.broker_data:
             ingest = _ingest(engine, settings, args.ingest_client_id)
+            host, port, user = settings.broker_endpoint()
+            publisher = Publisher(host, port, user, settings.broker_password())
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
     if ingest is not None:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
-    app = create_app(Services(engine=engine, settings=settings, accounts=accounts))
+    worker = Worker(engine, publisher, heartbeat_timeout_s=args.heartbeat_timeout,
+                    alert_interval_s=args.alert_interval).start()
+    app = create_app(Services(engine=engine, settings=settings, accounts=accounts,
+                              publisher=publisher))
     try:
         uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     finally:
+        worker.stop()
         if ingest is not None:
             ingest.stop()
+        if publisher is not None:
+            publisher.close()
         if accounts is not None:
             accounts.stop()
     return 0
@@ -155,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-timeout", type=float, default=120.0,
                    help="seconds of silence after which an online device shows offline")
     p.add_argument("--ingest-client-id", default="simpul-ingest-1")
+    p.add_argument("--alert-interval", type=float, default=5.0,
+                   help="seconds between alert evaluations")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ingest", help="one more ingest worker on the shared subscription")

@@ -49,8 +49,14 @@ devices = Table(
     Column("reported", JSON, nullable=False, default=dict),
     Column("rejected_count", Integer, nullable=False, default=0),
     Column("last_reject_reason", Text, nullable=True),
+    # 0002: the group whose template this device follows, and which template revision.
+    Column("group_name", String(100), nullable=True),
+    Column("group_rev", Integer, nullable=True),
+    # The desired version the broker last accepted (retained); behind means republish.
+    Column("published_version", Integer, nullable=False, default=0),
 )
 Index("devices_district", devices.c.district)
+Index("devices_group", devices.c.group_name)
 
 records = Table(
     "records", metadata,
@@ -94,6 +100,154 @@ rejects = Table(
     Column("reason", Text, nullable=False),
     Column("received_at", DateTime, nullable=False),
 )
+
+# -- 0002: twin, tiers, groups, rollouts, commands, leases, audit ------------------------
+tiers = Table(
+    "tiers", metadata,
+    Column("mbps", Float, primary_key=True),
+    Column("down_mbps", Float, nullable=False),
+    Column("up_mbps", Float, nullable=False),
+    Column("per_client_mbps", Float, nullable=True),
+    Column("name", String(100), nullable=False, default=""),
+)
+
+groups = Table(
+    "groups", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("rev", Integer, nullable=False),
+    Column("thresholds", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime, nullable=False),
+)
+
+group_templates = Table(
+    "group_templates", metadata,
+    Column("group_name", String(100), primary_key=True),
+    Column("rev", Integer, primary_key=True),
+    Column("template", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+rollouts = Table(
+    "rollouts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_name", String(100), nullable=False),
+    Column("target_rev", Integer, nullable=False),
+    Column("stage_size", Integer, nullable=False),
+    Column("stage_timeout_s", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # running, completed, halted
+    Column("stage", Integer, nullable=False, default=0),
+    # device_id -> desired version the current stage waits for
+    Column("waiting", JSON, nullable=False, default=dict),
+    Column("done", JSON, nullable=False, default=list),
+    Column("failed", JSON, nullable=False, default=list),
+    Column("reason", Text, nullable=True),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("stage_started_at", DateTime, nullable=True),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+commands = Table(
+    "commands", metadata,
+    Column("command_id", String(64), primary_key=True),
+    Column("device_id", String(63), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("retry_of", String(64), nullable=True),
+)
+Index("commands_device", commands.c.device_id, commands.c.created_at)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+)
+Index("audit_at", audit.c.at)
+
+# -- 0003: alerts, events, webhooks --------------------------------------------------------
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(63), nullable=False),
+    Column("rule", String(32), nullable=False),
+    Column("subject", String(64), nullable=False, default=""),
+    Column("category", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # open, resolved
+    Column("message", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("count", Integer, nullable=False, default=1),
+    # device:rule:subject while open, NULL once resolved: the unique key deduplicates.
+    Column("open_key", String(200), nullable=True, unique=True),
+    Column("opened_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("resolved_at", DateTime, nullable=True),
+    Column("acked_by", String(100), nullable=True),
+    Column("acked_at", DateTime, nullable=True),
+)
+Index("alerts_device", alerts.c.device_id, alerts.c.status)
+Index("alerts_status", alerts.c.status, alerts.c.opened_at)
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("webhook_id", Integer, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("deliveries_due", deliveries.c.status, deliveries.c.next_at)
+
+
+def inserted_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    if not key:
+        raise RuntimeError("the insert returned no primary key")
+    return int(key[0])
 
 
 def utcnow() -> datetime:

@@ -1,13 +1,14 @@
 """FastAPI dependencies: the services object and role checks."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Callable, Optional
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.engine import Engine
 
 from fleet_api.accounts import AccountSync
-from fleet_api.auth import COOKIE, Principal, lookup
+from fleet_api.auth import COOKIE, FailureLimiter, Principal, lookup
+from fleet_api.publisher import Publisher
 from fleet_api.settings import Settings
 
 
@@ -16,6 +17,8 @@ class Services:
     engine: Engine
     settings: Settings
     accounts: Optional[AccountSync] = None
+    publisher: Optional[Publisher] = None
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
 
 
 def get_services(request: Request) -> Services:
@@ -32,8 +35,14 @@ def _principal(request: Request, services: ServicesDep) -> Principal:
     if not token:
         raise HTTPException(401, "missing bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
+    client = request.client.host if request.client else "?"
+    wait = services.limiter.blocked_for(client)
+    if wait:
+        raise HTTPException(429, "too many failed sign-ins from this address; wait",
+                            headers={"Retry-After": str(int(wait) + 1)})
     principal = lookup(services.engine, token)
     if principal is None:
+        services.limiter.failed(client)
         raise HTTPException(401, "unknown or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})
     return principal

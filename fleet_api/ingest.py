@@ -28,6 +28,7 @@ from fleet_api.store import Batch, known_devices, record_row, write_batch
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
     Ack,
+    CommandResult,
     ReportedConfig,
     StatePayload,
     TelemetryBatch,
@@ -177,6 +178,7 @@ class Ingest:
                 batch.rejected.append(self._reject_row(None, f"simpul/v1/{device_id}",
                                                        "device is not registered"))
         batch.rows = [r for r in batch.rows if r["device_id"] in known]
+        batch.results = [r for r in batch.results if r[0] in known]
         batch.acks = [a for a in batch.acks if a[0] in known]
 
     def _reject_row(self, device_id: Optional[str], topic: str, reason: str) -> dict:  # type: ignore[type-arg]
@@ -200,7 +202,7 @@ class Ingest:
         return batch
 
     def _add(self, batch: Batch, message: Message, now: Any) -> None:
-        device_id, leaf, _command = parse_topic(message.topic)
+        device_id, leaf, command_id = parse_topic(message.topic)
         if len(message.payload) > MAX_PAYLOAD_BYTES:
             raise WireError(f"payload of {len(message.payload)} bytes is over the limit")
         if leaf in ("telemetry", "health"):
@@ -213,8 +215,13 @@ class Ingest:
             payload = decode(StatePayload, message.payload)
         elif leaf == "config/reported":
             payload = decode(ReportedConfig, message.payload)
+        elif leaf == "cmd/result":
+            payload = decode(CommandResult, message.payload)
+            if payload.command_id != command_id:
+                raise WireError(f"command_id {payload.command_id!r} differs from the "
+                                f"topic's {command_id!r}", "command_id")
         else:
-            return  # commands and claims: handled by their own services
+            return  # claims: handled by their own service
         if payload.device_id != device_id:
             raise WireError(f"device_id {payload.device_id!r} differs from the topic's "
                             f"{device_id!r}", "device_id")
@@ -232,6 +239,10 @@ class Ingest:
                 batch.seen[device_id] = "online"
         elif leaf == "config/reported":
             batch.reported[device_id] = payload.model_dump(mode="json")
+            batch.seen.setdefault(device_id, "online")
+        elif leaf == "cmd/result":
+            batch.results.append((device_id, payload.command_id, payload.status,
+                                  dict(payload.result), payload.error, payload.ts))
             batch.seen.setdefault(device_id, "online")
 
     # -- running ----------------------------------------------------------------------
@@ -265,10 +276,11 @@ class Ingest:
             try:
                 if self._due() and not self.flush():
                     self._stop.wait(1.0)
-            except Exception:  # a bug must not end ingest silently; counted, then retried
-                # Nothing was acknowledged: the buffer stays and is flushed again.
-                metrics.INGEST_LOOP_ERRORS.inc()
-                log.exception("ingest %s: flush failed unexpectedly", self.client_id)
+            except Exception:  # a bug in one batch must not kill the worker: it is redelivered
+                log.exception("ingest flush failed; %d messages stay unacknowledged",
+                              len(self._buffer))
+                metrics.INGEST_DB_ERRORS.inc()
+                self._buffer = []
                 self._stop.wait(1.0)
             self._beat()
         if self._buffer:

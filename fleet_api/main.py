@@ -7,7 +7,8 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from fleet_api import __version__
-from fleet_api.api.routes import devices, site
+from fleet_api.api.routes import admin, alerts, commands, config, devices, groups, registry, site
+from fleet_api.dashboard import routes as dashboard
 from fleet_api.deps import Services
 from fleet_api.metrics import HTTP_LATENCY
 
@@ -20,7 +21,16 @@ def create_app(services: Services) -> FastAPI:
                               "of a regency's public Wi-Fi, CCTV and sensor points.")
     app.state.services = services
     app.include_router(site.router)
+    app.include_router(registry.router)  # before devices: /bulk is not a device id
     app.include_router(devices.router)
+    app.include_router(config.router)
+    app.include_router(commands.router)
+    app.include_router(groups.router)
+    app.include_router(alerts.router)
+    app.include_router(admin.router)
+    app.include_router(dashboard.api)
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app)
 
     @app.middleware("http")
     async def log_access(request: Request,

@@ -6,7 +6,5 @@ MESSAGES_INGESTED = Counter("simpul_ingest_messages_total", "MQTT messages inges
 RECORDS_STORED = Counter("simpul_ingest_records_stored_total", "records newly stored")
 PAYLOADS_REJECTED = Counter("simpul_ingest_rejected_total", "payloads refused by ingest")
 INGEST_DB_ERRORS = Counter("simpul_ingest_db_errors_total", "failed ingest commits")
-INGEST_LOOP_ERRORS = Counter("simpul_ingest_loop_errors_total",
-                             "unexpected errors caught at the top of the ingest loop")
 DEVICES_ONLINE = Gauge("simpul_devices_online", "devices online at the last list")
 HTTP_LATENCY = Histogram("simpul_http_request_seconds", "HTTP request latency", ["route"])

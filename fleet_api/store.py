@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from fleet_api.commands import apply_result
 from fleet_api.db import devices, records, rejects, to_naive_utc
 
 IDENTITY = ["device_id", "stream", "epoch", "seq"]
@@ -22,24 +23,25 @@ class Batch:
     seen: Dict[str, str] = field(default_factory=dict)  # device_id -> new state
     reported: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     rejected: List[Dict[str, Any]] = field(default_factory=list)
+    # CommandResult payloads: (device_id, command_id, status, result, error, ts)
+    results: List[Tuple[str, str, str, Dict[str, Any], Optional[str], datetime]] = field(
+        default_factory=list)
     # (device_id, stream, epoch, seqs) to confirm to each box once committed.
     acks: List[Tuple[str, str, str, List[int]]] = field(default_factory=list)
 
 
 def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
-    """Insert new records, skip repeats; return how many were new.
-
-    Counted through RETURNING: an executemany's rowcount is -1 on PostgreSQL (psycopg),
-    which once crashed the ingest thread (a negative Prometheus increment)."""
     if not rows:
         return 0
     stmt: Any
     if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
-    else:
-        stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
-    result = conn.execute(stmt.returning(records.c.id), rows)
-    return len(result.all())
+        # psycopg reports no rowcount for a batched insert; RETURNING counts new rows.
+        stmt = (postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
+                .returning(records.c.id))
+        return len(conn.execute(stmt, rows).fetchall())
+    stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
+    result = conn.execute(stmt, rows)
+    return max(int(result.rowcount or 0), 0)
 
 
 def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:
@@ -62,6 +64,8 @@ def write_batch(conn: Connection, batch: Batch, now: datetime) -> int:
         tier = body.get("tier_applied") or {}
         conn.execute(update(devices).where(devices.c.device_id == device_id).values(
             reported=body, tier_applied_mbps=tier.get("down_mbps")))
+    for device_id, command_id, status, result, error, at in batch.results:
+        apply_result(conn, device_id, command_id, status, result, error, at)
     if batch.rejected:
         conn.execute(rejects.insert(), batch.rejected)
         counts: Dict[str, int] = {}

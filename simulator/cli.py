@@ -8,7 +8,7 @@ import importlib
 import sys
 from typing import Callable, List, Optional
 
-COMMAND_MODULES: List[str] = ["fleet", "bootloader"]
+COMMAND_MODULES: List[str] = ["fleet", "sensor", "bootloader", "rtsp", "hotspot"]
 
 
 def build_parser() -> argparse.ArgumentParser:

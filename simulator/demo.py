@@ -50,7 +50,7 @@ def main() -> int:
     children: List[subprocess.Popen] = []  # type: ignore[type-arg]
 
     def spawn(*args: str, log: str) -> subprocess.Popen:  # type: ignore[type-arg]
-        out = open(base / log, "ab")  # noqa: SIM115 - lives as long as the child
+        out = open(base / log, "ab")
         child = subprocess.Popen([py, "-m", *args], stdout=out, stderr=subprocess.STDOUT)
         children.append(child)
         return child
@@ -81,7 +81,7 @@ Press Ctrl-C to stop.
         while all(child.poll() is None for child in children):
             time.sleep(1)
         failed = next(c for c in children if c.poll() is not None)
-        print(f"simpul demo: a part stopped unexpectedly ({' '.join(map(str, failed.args[2:4]))}); "
+        print(f"simpul demo: a part stopped unexpectedly (pid {failed.pid}); "
               f"see the logs in {base}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

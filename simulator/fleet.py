@@ -3,20 +3,18 @@ one reactor. Each box has its own MQTT connection and credentials, registered th
 the fleet API like a real one."""
 
 import logging
-import math
 import random
 import secrets
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import httpx
 
-from agent.box import Box
-from agent.collectors.base import Accumulator, PollingCollector
 from agent.config import AgentConfig
+from agent.control.builtin import RecentLog
+from agent.daemon import Agent, build_agent
 from agent.reactor import Reactor
 
 log = logging.getLogger("simpul.sim.fleet")
@@ -29,29 +27,12 @@ class SimError(Exception):
     """The simulator cannot go on; the message says why."""
 
 
-class ShapedCollector(PollingCollector):
-    """Plausible readings for a point: clients, air and water that move with the hour."""
-
-    def __init__(self, seed: int, kind: str, clock=time.time) -> None:  # type: ignore[no-untyped-def]
-        self.name = "sim"
-        self.stream = "telemetry"
-        self._rng = random.Random(seed)
-        self._kind = kind
-        self._clock = clock
-        self.samples = 0
-
-    def gather(self, acc: Accumulator) -> None:
-        self.samples += 1
-        hour = (self._clock() / 3600.0 + 7) % 24  # WIB
-        evening = math.exp(-((hour - 19) ** 2) / 8)
-        rush = math.exp(-((hour - 7.5) ** 2) / 2) + math.exp(-((hour - 17.5) ** 2) / 2)
-        base = 5 + 40 * evening + 25 * rush
-        acc.add("connected", max(0, round(base + self._rng.gauss(0, 3))))
-        acc.add("nearby", max(0, round(base * 2.5 + self._rng.gauss(0, 5))))
-        acc.add("pm2_5", round(12 + 30 * rush + self._rng.gauss(0, 2), 1))
-        acc.add("water_level_cm", round(40 + self._rng.gauss(0, 0.5), 1))
-        acc.add("sim_samples", self.samples)
-        acc.status("sim", "ok")
+def simulated_tier(tier: Optional[Dict[str, Any]]) -> Optional[Dict[str, float]]:
+    """A virtual box has no interface to shape: it reports the tier as applied."""
+    if tier is None:
+        return None
+    return {k: float(v) for k, v in tier.items() if k in ("down_mbps", "up_mbps",
+                                                          "per_client_mbps") and v is not None}
 
 
 @dataclass
@@ -80,12 +61,14 @@ def register(api: httpx.Client, device_id: str, rng: random.Random) -> Registere
     return Registered(device_id, mqtt["password"], mqtt["url"], kind)
 
 
-def box_config(reg: Registered, data_dir: Path, interval: float) -> AgentConfig:
+def box_config(reg: Registered, data_dir: Path, interval: float, seed: int) -> AgentConfig:
     return AgentConfig.model_validate({
         "device": {"device_id": reg.device_id, "data_dir": str(data_dir / reg.device_id)},
         "broker": {"url": reg.url},
         "publish": {"sample_interval_s": interval, "health_interval_s": interval * 3},
-        "collectors": [],
+        "collectors": [{"type": "synthetic", "name": "sim", "shape": "city", "seed": seed},
+                       {"type": "synthetic", "name": "board", "shape": "box", "seed": seed,
+                        "stream": "health"}],
     })
 
 
@@ -96,14 +79,15 @@ def run_fleet(fleet_url: str, token: str, count: int, interval: float,
     prefix = prefix or f"sim-{secrets.token_hex(2)}"
     root = Path(data_dir or tempfile.mkdtemp(prefix="simpul-sim-"))
     reactor = Reactor()
-    boxes: List[Box] = []
+    boxes: List[Agent] = []
+    recent = RecentLog()
     with httpx.Client(base_url=fleet_url, headers={"Authorization": f"Bearer {token}"},
                       timeout=30) as api:
         for n in range(1, count + 1):
             reg = register(api, f"{prefix}-{n:04d}", rng)
-            config = box_config(reg, root, interval)
-            collector = ShapedCollector(seed * 100003 + n, reg.kind)
-            boxes.append(Box(config, reactor, reg.password, collectors=[collector]))
+            config = box_config(reg, root, interval, seed * 100003 + n)
+            boxes.append(build_agent(config, reactor, reg.password, recent_log=recent,
+                                     tier_applier=simulated_tier))
     for box in boxes:
         box.start()
     log.info("%d virtual boxes running (outboxes under %s)", len(boxes), root)
@@ -112,5 +96,4 @@ def run_fleet(fleet_url: str, token: str, count: int, interval: float,
     finally:
         for box in boxes:
             box.stop()
-            box.outbox.close()
     return {"boxes": len(boxes)}

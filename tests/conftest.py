@@ -1,16 +1,23 @@
-"""Shared fixtures: real Mosquitto from broker_config/, a real fleet process."""
+"""Shared fixtures: real Mosquitto from broker_config/, a real fleet process.
+
+tests.harness (and so httpx) is imported inside the fixtures: the bullseye python3.9
+run (scripts/py39-chroot.sh) loads this file without the fleet side installed.
+"""
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
-from tests.harness import Broker, Fleet, cleanup, scratch_dir
+if TYPE_CHECKING:
+    from tests.harness import Broker, Fleet
 
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
+    from tests.harness import cleanup, scratch_dir
+
     path = scratch_dir()
     yield path
     if not os.environ.get("SIMPUL_KEEP"):
@@ -18,14 +25,18 @@ def scratch() -> Iterator[Path]:
 
 
 @pytest.fixture
-def broker(scratch: Path) -> Iterator[Broker]:
+def broker(scratch: Path) -> "Iterator[Broker]":
+    from tests.harness import Broker
+
     b = Broker(scratch).start()
     yield b
     b.stop()
 
 
 @pytest.fixture
-def fleet(scratch: Path, broker: Broker) -> Iterator[Fleet]:
+def fleet(scratch: Path, broker: "Broker") -> "Iterator[Fleet]":
+    from tests.harness import Fleet
+
     f = Fleet(scratch, broker).start()
     yield f
     f.stop()

@@ -103,7 +103,7 @@ def test_commands_run_once_and_report(scratch: Path, broker: Broker, fleet: Flee
         send("reboot", "c-reboot", {})
         wait_until(lambda: any(r["status"] == "succeeded" for r in results(watcher, "c-reboot")),
                    15, what="reboot result")
-        assert [r["status"] for r in results(watcher, "c-reboot")][0] == "received"
+        assert results(watcher, "c-reboot")[0]["status"] == "received"
         # Delivered again (also after an agent restart): reported again, never run again.
         send("reboot", "c-reboot", {})
         agent.stop()

@@ -52,6 +52,8 @@ class Twin:
                                       .config_hash(), "applied_at": None, "error": None,
                                       "failed_version": None, "tier_applied": None}
         self._desired_topic = topic(box.device_id, "config/desired")
+        # The local file's managed part: what a desired config is laid over.
+        self._base = box.config.managed().model_dump(mode="json")
         box.message_handlers.append(self._on_message)
         box.online_hooks.append(self.report)
 
@@ -96,7 +98,7 @@ class Twin:
         if desired.version == self.state["failed_version"]:
             return False  # remembered as failed; wait for a newer one
         try:
-            managed = parse_managed(desired.config)
+            managed = parse_managed(self.merged(desired.config))
             self._transaction(desired.version, managed)
         except (AgentError, OSError) as exc:
             self.state["failed_version"] = desired.version
@@ -106,6 +108,13 @@ class Twin:
             self.report()
             return False
         return True
+
+    def merged(self, desired: Dict[str, Any]) -> Dict[str, Any]:
+        """Sections the fleet names replace the local file's; the others stay as the
+        technician set them (a tier change must not wipe the box's sensors)."""
+        merged = dict(self._base)
+        merged.update(desired)
+        return merged
 
     # -- the transaction --------------------------------------------------------------------
     def _transaction(self, version: int, managed: ManagedConfig) -> None:

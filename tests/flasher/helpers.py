@@ -28,7 +28,7 @@ class Proc:
 
     def __init__(self, argv: List[str], log: Path) -> None:
         self.log = log
-        self.err = open(log, "wb")  # noqa: SIM115 (open for the child's lifetime)
+        self.err = open(log, "wb")
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err, env=env())
         assert self.p.stdout is not None
         ready, _, _ = select.select([self.p.stdout], [], [], 20)

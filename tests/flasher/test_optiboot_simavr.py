@@ -61,11 +61,16 @@ def test_flash_a_real_bootloader_then_the_firmware_runs(simboard, avr_build: Pat
     assert done.stdout.startswith("flashed and verified: ")
     assert banner in done.stderr
 
-    # 2. avrdude, independently, finds exactly that image in the chip's flash.
-    time.sleep(QUIET_S)
-    check = subprocess.run(
-        ["avrdude", "-c", "arduino", "-p", "m328p", "-P", board.pty, "-b", baud,
-         "-U", f"flash:v:{firmware}:i"], capture_output=True, text=True, timeout=120)
+    # 2. avrdude, independently, finds exactly that image in the chip's flash. On a
+    # loaded machine avrdude's single sync try can meet the running firmware's bytes
+    # before the simulated auto-reset; like a technician, try it up to three times.
+    for _attempt in range(3):
+        time.sleep(QUIET_S)
+        check = subprocess.run(
+            ["avrdude", "-c", "arduino", "-p", "m328p", "-P", board.pty, "-b", baud,
+             "-U", f"flash:v:{firmware}:i"], capture_output=True, text=True, timeout=120)
+        if check.returncode == 0 or "verification error" in check.stderr:
+            break
     assert check.returncode == 0, check.stderr
     assert "bytes of flash verified" in check.stderr
 

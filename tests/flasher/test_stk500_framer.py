@@ -72,6 +72,7 @@ def test_decode_reply_table(wire: str, length: int, used: int, payload, error) -
     assert (got.used, got.frame, got.error) == (used, payload, error)
 
 
+@pytest.mark.py39
 @given(payload=st.binary(max_size=256), cut=st.integers(min_value=0, max_value=258))
 def test_a_reply_split_anywhere_decodes_once_complete(payload: bytes, cut: int) -> None:
     wire = bytes([stk500.STK_INSYNC]) + payload + bytes([stk500.STK_OK])
@@ -83,6 +84,7 @@ def test_a_reply_split_anywhere_decodes_once_complete(payload: bytes, cut: int) 
     assert (whole.used, whole.frame) == (len(wire), payload)
 
 
+@pytest.mark.py39
 @given(page=st.binary(min_size=1, max_size=128),
        word=st.integers(min_value=0, max_value=0x3FFF // 2))
 def test_simulated_bootloader_stores_what_the_framer_sends(page: bytes, word: int) -> None:
@@ -96,6 +98,7 @@ def test_simulated_bootloader_stores_what_the_framer_sends(page: bytes, word: in
     assert reply.frame == page
 
 
+@pytest.mark.py39
 @given(data=st.binary(max_size=300))
 def test_split_request_never_overruns(data: bytes) -> None:
     used, request = split_request(data)

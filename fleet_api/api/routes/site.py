@@ -1,6 +1,5 @@
 """Health, metrics, kiosk sign-in and the dashboard's entry page."""
 
-import html
 from typing import Optional
 
 from fastapi import APIRouter, Request, Response
@@ -24,26 +23,16 @@ def prometheus_metrics() -> Response:
 
 
 @router.get("/login", tags=["site"], response_model=None)
-def login(services: ServicesDep, token: Optional[str] = None
+def login(request: Request, services: ServicesDep, token: Optional[str] = None
           ) -> "RedirectResponse | HTMLResponse":
     """Trade a token for an HttpOnly session cookie (wall screens), then go to the overview."""
+    client = request.client.host if request.client else "?"
+    if services.limiter.blocked_for(client):
+        return HTMLResponse("<h1>Terlalu banyak percobaan / too many tries</h1>",
+                            status_code=429)
     if not token or lookup(services.engine, token) is None:
+        services.limiter.failed(client)
         return HTMLResponse("<h1>Token tidak dikenal / unknown token</h1>", status_code=401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
     return response
-
-
-@router.get("/", tags=["site"], response_class=HTMLResponse)
-def overview(request: Request, services: ServicesDep) -> HTMLResponse:
-    principal = lookup(services.engine, request.cookies.get(COOKIE, ""))
-    if principal is None:
-        return HTMLResponse(
-            "<!doctype html><html lang='id'><meta charset='utf-8'><title>Simpul</title>"
-            "<h1>Simpul</h1><form action='/login'><label>Token API "
-            "<input name='token' type='password'></label><button>Masuk</button></form></html>")
-    return HTMLResponse(
-        "<!doctype html><html lang='id'><meta charset='utf-8'><title>Simpul</title>"
-        f"<h1>Simpul</h1><p>Masuk sebagai {html.escape(principal.role)}.</p>"
-        "<p>Dasbor lengkap menyusul; lihat <a href='/api/v1/devices'>/api/v1/devices</a>.</p>"
-        "</html>")

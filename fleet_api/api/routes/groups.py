@@ -1,0 +1,182 @@
+"""Groups: a config template with per-device overrides, alert thresholds, tier
+assignment, and staged rollouts of a new template revision."""
+
+from typing import Any, Dict, List, Optional
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from fleet_api import rollout as ro
+from fleet_api import twin
+from fleet_api.audit import record
+from fleet_api.db import devices, groups, inserted_id, iso, rollouts, utcnow
+from fleet_api.deps import Operator, ServicesDep, Viewer
+from fleet_api.publisher import publish_desired
+
+router = APIRouter(prefix="/api/v1", tags=["groups"])
+
+
+class RolloutSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage_size: int = Field(default=10, ge=1, le=10000)
+    stage_timeout_s: float = Field(default=900, ge=1, le=7 * 86400)
+
+
+class GroupPutBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "template": {"publish": {"sample_interval_s": 30}},
+        "thresholds": {"offline_min": 10, "pm2_5": 55.4},
+        "rollout": {"stage_size": 5, "stage_timeout_s": 600}}]})
+
+    template: Dict[str, Any] = Field(default_factory=dict)
+    thresholds: Optional[Dict[str, float]] = None
+    rollout: Optional[RolloutSpec] = Field(
+        default=None, description="move members stage by stage; without it, all at once")
+
+
+class GroupTierBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"mbps": 300, "rollout": {"stage_size": 5}}]})
+
+    mbps: float = Field(gt=0, le=10000)
+    rollout: Optional[RolloutSpec] = None
+
+
+class GroupView(BaseModel):
+    name: str
+    rev: int
+    template: Dict[str, Any]
+    thresholds: Dict[str, Any]
+    members: int
+    rollout_id: Optional[int] = None
+
+
+class RolloutView(BaseModel):
+    id: int
+    group: str
+    target_rev: int
+    status: str
+    stage: int
+    stage_size: int
+    waiting: Dict[str, int]
+    done: List[str]
+    failed: List[str]
+    reason: Optional[str]
+    created_by: str
+    created_at: Optional[str]
+    updated_at: Optional[str]
+
+
+def _group(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(groups).where(groups.c.name == name)).first()
+    if row is None:
+        raise HTTPException(404, f"no group {name}")
+    return row
+
+
+def _view(conn: Connection, row: Any, rollout_id: Optional[int] = None) -> GroupView:
+    members = conn.execute(select(func.count()).select_from(devices)
+                           .where(devices.c.group_name == row.name)).scalar_one()
+    return GroupView(name=row.name, rev=row.rev,
+                     template=twin.redact(twin.template(conn, row.name, row.rev)),
+                     thresholds=dict(row.thresholds or {}), members=int(members),
+                     rollout_id=rollout_id)
+
+
+def _rollout_view(r: Any) -> RolloutView:
+    return RolloutView(id=r.id, group=r.group_name, target_rev=r.target_rev, status=r.status,
+                       stage=r.stage, stage_size=r.stage_size, waiting=dict(r.waiting or {}),
+                       done=list(r.done or []), failed=list(r.failed or []), reason=r.reason,
+                       created_by=r.created_by, created_at=iso(r.created_at),
+                       updated_at=iso(r.updated_at))
+
+
+def _apply(services: Any, who: Any, name: str, template: Dict[str, Any],
+           thresholds: Optional[Dict[str, Any]], spec: Optional[RolloutSpec],
+           action: str) -> GroupView:
+    moved: List[str] = []
+    rollout_id = None
+    try:
+        with services.engine.begin() as conn:
+            existing = conn.execute(select(groups.c.rev).where(groups.c.name == name)).first()
+            old = twin.template(conn, name, existing[0]) if existing else {}
+            rev = ro.new_revision(conn, name, twin.keep_secrets(template, old), thresholds)
+            if spec is None:
+                moved = ro.move_all(conn, name, rev)
+            else:
+                now = utcnow()
+                conn.execute(rollouts.update().where(rollouts.c.group_name == name,
+                                                     rollouts.c.status == "running")
+                             .values(status="superseded", updated_at=now))
+                rollout_id = inserted_id(conn.execute(rollouts.insert().values(
+                    group_name=name, target_rev=rev, stage_size=spec.stage_size,
+                    stage_timeout_s=spec.stage_timeout_s, status="running", stage=0,
+                    waiting={}, done=[], failed=[], created_by=who.name or f"#{who.token_id}",
+                    created_at=now, updated_at=now)))
+            record(conn, who, action, f"group:{name}",
+                   {"rev": rev, "template": template, "rollout": rollout_id})
+    except (twin.TwinError, twin.VersionConflict, LookupError) as exc:
+        raise HTTPException(422 if not isinstance(exc, twin.VersionConflict) else 409,
+                            str(exc)) from exc
+    publish_desired(services.engine, services.publisher, moved)
+    with services.engine.connect() as conn:
+        return _view(conn, _group(conn, name), rollout_id)
+
+
+@router.get("/groups", response_model=List[GroupView])
+def list_groups(services: ServicesDep, _who: Viewer) -> List[GroupView]:
+    with services.engine.connect() as conn:
+        return [_view(conn, r) for r in conn.execute(select(groups).order_by(groups.c.name))]
+
+
+@router.get("/groups/{name}", response_model=GroupView)
+def get_group(name: str, services: ServicesDep, _who: Viewer) -> GroupView:
+    with services.engine.connect() as conn:
+        return _view(conn, _group(conn, name))
+
+
+@router.put("/groups/{name}", response_model=GroupView)
+def put_group(name: str, body: GroupPutBody, services: ServicesDep, who: Operator
+              ) -> GroupView:
+    """Create or update a group. A changed template becomes a new revision; members move
+    to it at once, or stage by stage when `rollout` is given."""
+    if not 1 <= len(name) <= 100:
+        raise HTTPException(422, "a group name has 1-100 characters")
+    return _apply(services, who, name, body.template, body.thresholds, body.rollout,
+                  "group.put")
+
+
+@router.put("/groups/{name}/tier", response_model=GroupView)
+def put_group_tier(name: str, body: GroupTierBody, services: ServicesDep, who: Operator
+                   ) -> GroupView:
+    """Assign a catalogue tier to every member through the group's template."""
+    with services.engine.connect() as conn:
+        row = _group(conn, name)
+        template = twin.template(conn, name, row.rev)
+        try:
+            template["tier"] = twin.tier_section(conn, body.mbps)
+        except LookupError as exc:
+            raise HTTPException(422, str(exc)) from exc
+    return _apply(services, who, name, template, None, body.rollout, "group.tier")
+
+
+@router.get("/rollouts", response_model=List[RolloutView])
+def list_rollouts(services: ServicesDep, _who: Viewer, group: Optional[str] = None
+                  ) -> List[RolloutView]:
+    query = select(rollouts).order_by(rollouts.c.id.desc()).limit(200)
+    if group is not None:
+        query = query.where(rollouts.c.group_name == group)
+    with services.engine.connect() as conn:
+        return [_rollout_view(r) for r in conn.execute(query)]
+
+
+@router.get("/rollouts/{rollout_id}", response_model=RolloutView)
+def get_rollout(rollout_id: int, services: ServicesDep, _who: Viewer) -> RolloutView:
+    with services.engine.connect() as conn:
+        row = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id)).first()
+    if row is None:
+        raise HTTPException(404, f"no rollout {rollout_id}")
+    return _rollout_view(row)

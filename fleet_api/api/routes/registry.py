@@ -1,0 +1,158 @@
+"""Registry operations beyond one device: deregistration, bulk registration, rejected
+payloads, CSV export of telemetry."""
+
+import csv
+import io
+from datetime import datetime
+from typing import Any, Dict, Iterator, List, Optional
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from fleet_api.accounts import mosquitto_hash, new_password
+from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
+from fleet_api.audit import record
+from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
+from fleet_api.deps import Admin, ServicesDep, Technician, Viewer
+from fleet_api.revoke import RevokeError, deregister
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+
+
+class BulkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"devices": [
+        {"device_id": "pos-001", "site": "Pos 1", "kind": "wifi", "district": "Kota Barat",
+         "lat": -6.2, "lon": 106.8}]}]})
+
+    devices: List[DeviceCreate] = Field(min_length=1, max_length=10000)
+
+
+class BulkItem(BaseModel):
+    device_id: str
+    mqtt: MqttCredentials
+
+
+class BulkRegistered(BaseModel):
+    data: List[BulkItem]
+    count: int
+
+
+class Reject(BaseModel):
+    id: int
+    topic: str
+    reason: str
+    received_at: Optional[str]
+
+
+class RejectList(BaseModel):
+    data: List[Reject]
+    count: int
+    rejected_count: int
+
+
+@router.post("/bulk", status_code=201, response_model=BulkRegistered)
+def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> BulkRegistered:
+    """Register thousands at once: one transaction, one broker reload. Credentials are
+    in the response, once."""
+    ids = [d.device_id for d in body.devices]
+    if len(set(ids)) != len(ids):
+        raise HTTPException(422, "a device_id appears twice in the request")
+    now = utcnow()
+    passwords = {d.device_id: new_password() for d in body.devices}
+    with services.engine.begin() as conn:
+        taken = []
+        for i in range(0, len(ids), 500):
+            taken += [r[0] for r in conn.execute(select(devices.c.device_id)
+                                                 .where(devices.c.device_id.in_(ids[i:i + 500])))]
+        if taken:
+            raise HTTPException(409, f"already registered: {', '.join(sorted(taken)[:20])}")
+        conn.execute(devices.insert(), [{
+            "device_id": d.device_id, "site": d.site, "kind": d.kind, "district": d.district,
+            "lat": d.lat, "lon": d.lon, "tags": d.tags, "state": "unknown",
+            "password_hash": mosquitto_hash(passwords[d.device_id]), "created_at": now,
+            "desired": {}, "desired_version": 0, "reported": {}, "rejected_count": 0,
+            "published_version": 0} for d in body.devices])
+        record(conn, who, "device.bulk_register", f"{len(ids)} devices", {"ids": ids[:100]})
+    if services.accounts is not None and \
+            not services.accounts.wait(services.accounts.request(), timeout=30):
+        raise HTTPException(503, "registered, but the broker did not take the accounts yet")
+    url = services.settings.device_url()
+    data = [BulkItem(device_id=i, mqtt=MqttCredentials(url=url, username=i,
+                                                       password=passwords[i], client_id=i))
+            for i in ids]
+    return BulkRegistered(data=data, count=len(data))
+
+
+@router.delete("/{device_id}", status_code=204)
+def delete_device(device_id: str, services: ServicesDep, who: Admin) -> None:
+    """Deregister: the broker refuses the device from now on, and its live connection is
+    dropped. Stored telemetry stays."""
+    with services.engine.connect() as conn:
+        if conn.execute(select(devices.c.device_id)
+                        .where(devices.c.device_id == device_id)).first() is None:
+            raise HTTPException(404, f"no device {device_id}")
+    try:
+        url = services.settings.device_url() if services.settings.broker_data else None
+        deregister(services.engine, services.accounts, services.publisher, url, device_id)
+    except RevokeError as exc:
+        raise HTTPException(503, f"deregistration incomplete: {exc}") from exc
+    with services.engine.begin() as conn:
+        record(conn, who, "device.delete", device_id)
+
+
+@router.get("/{device_id}/rejects", response_model=RejectList)
+def list_rejects(device_id: str, services: ServicesDep, _who: Viewer,
+                 limit: int = Query(100, ge=1, le=1000)) -> RejectList:
+    """Payloads of this device the ingest refused, newest first, with the reason."""
+    with services.engine.connect() as conn:
+        dev = conn.execute(select(devices.c.rejected_count)
+                           .where(devices.c.device_id == device_id)).first()
+        if dev is None:
+            raise HTTPException(404, f"no device {device_id}")
+        rows = conn.execute(select(rejects).where(rejects.c.device_id == device_id)
+                            .order_by(rejects.c.id.desc()).limit(limit)).fetchall()
+    data = [Reject(id=r.id, topic=r.topic, reason=r.reason, received_at=iso(r.received_at))
+            for r in rows]
+    return RejectList(data=data, count=len(data), rejected_count=dev[0])
+
+
+@router.get("/{device_id}/telemetry.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+def telemetry_csv(device_id: str, services: ServicesDep, _who: Viewer,
+                  since: Optional[datetime] = None, until: Optional[datetime] = None,
+                  stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+                  limit: int = Query(100000, ge=1, le=1000000)) -> StreamingResponse:
+    """One row per record: ts, received_at, epoch, seq, then one column per metric."""
+    query = select(records.c.ts, records.c.received_at, records.c.epoch, records.c.seq,
+                   records.c.metrics).where(records.c.device_id == device_id,
+                                            records.c.stream == stream)
+    if since is not None:
+        query = query.where(records.c.ts >= to_naive_utc(since))
+    if until is not None:
+        query = query.where(records.c.ts < to_naive_utc(until))
+    with services.engine.connect() as conn:
+        if conn.execute(select(devices.c.device_id)
+                        .where(devices.c.device_id == device_id)).first() is None:
+            raise HTTPException(404, f"no device {device_id}")
+        rows = conn.execute(query.order_by(records.c.ts, records.c.seq).limit(limit)
+                            ).fetchall()
+    names = sorted({k for r in rows for k in (r.metrics or {})})
+
+    def lines() -> Iterator[str]:
+        buf = io.StringIO()
+        out = csv.writer(buf)
+        out.writerow(["ts", "received_at", "epoch", "seq", *names])
+        for i, r in enumerate(rows):
+            m: Dict[str, Any] = r.metrics or {}
+            out.writerow([iso(r.ts), iso(r.received_at), r.epoch, r.seq,
+                          *[m.get(n, "") for n in names]])
+            if i % 1000 == 999:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    return StreamingResponse(lines(), media_type="text/csv", headers={
+        "content-disposition": f'attachment; filename="{device_id}-{stream}.csv"'})

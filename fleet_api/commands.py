@@ -1,0 +1,113 @@
+"""Commands: create, publish (QoS 1, with an MQTT message expiry), follow the box's
+results, time out, retry.
+
+Status: queued (stored) -> delivered (the broker took it for the box) -> received (the box
+said so) -> succeeded | failed | expired. A status never goes back; `rejected` from the
+box is `failed` with its reason.
+"""
+
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Optional
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from fleet_api.db import commands, to_naive_utc, utcnow
+from fleet_api.publisher import Publisher
+from simpul_wire.models import Command, encode
+from simpul_wire.topics import topic
+
+# What a technician may run; an operator may run anything.
+FIELD_COMMANDS = frozenset({"self_test", "diagnostic", "ping", "read_sensors"})
+FINAL = ("succeeded", "failed", "expired")
+OPEN = ("queued", "delivered", "received")
+RANK = {"queued": 0, "delivered": 1, "received": 2, "succeeded": 3, "failed": 3,
+        "expired": 3}
+
+
+def new_id() -> str:
+    return "c" + secrets.token_hex(8)
+
+
+def create(conn: Connection, device_id: str, name: str, args: Dict[str, Any],
+           timeout_s: float, who: str, retry_of: Optional[str] = None) -> Dict[str, Any]:
+    now = utcnow()
+    row = {"command_id": new_id(), "device_id": device_id, "name": name, "args": args,
+           "status": "queued", "result": None, "error": None, "created_by": who,
+           "created_at": now, "expires_at": now + timedelta(seconds=timeout_s),
+           "updated_at": now, "retry_of": retry_of}
+    conn.execute(commands.insert().values(**row))
+    return row
+
+
+def publish(engine: Engine, publisher: Optional[Publisher], row: Dict[str, Any]) -> bool:
+    """Send the command; mark it delivered once the broker took it."""
+    if publisher is None:
+        return False
+    now = utcnow()
+    remaining = (row["expires_at"] - now).total_seconds()
+    if remaining <= 0:
+        return False
+    message = Command(device_id=row["device_id"], command_id=row["command_id"],
+                      name=row["name"], args=row["args"],
+                      expires_at=row["expires_at"].replace(tzinfo=timezone.utc))
+    if not publisher.publish(topic(row["device_id"], "cmd", row["command_id"]),
+                             encode(message), expiry_s=int(remaining) + 1):
+        return False
+    with engine.begin() as conn:
+        conn.execute(update(commands).where(commands.c.command_id == row["command_id"],
+                                            commands.c.status == "queued")
+                     .values(status="delivered", updated_at=utcnow()))
+    return True
+
+
+def effective_status(row: Any, now: datetime) -> str:
+    """What the API shows: an open command past its expiry is expired."""
+    if row.status in OPEN and now > row.expires_at:
+        return "expired"
+    return str(row.status)
+
+
+def apply_result(conn: Connection, device_id: str, command_id: str, status: str,
+                 result: Dict[str, Any], error: Optional[str], at: datetime) -> bool:
+    """Record a CommandResult from the box; never move a status backwards."""
+    if status == "rejected":
+        status, error = "failed", f"rejected by the box: {error or 'no reason given'}"
+    allowed = [s for s, rank in RANK.items() if rank < RANK[status]]
+    done = conn.execute(update(commands).where(
+        commands.c.command_id == command_id, commands.c.device_id == device_id,
+        commands.c.status.in_(allowed))
+        .values(status=status, result=result or None, error=error,
+                updated_at=to_naive_utc(at)))
+    return bool(done.rowcount)
+
+
+def expire(engine: Engine) -> int:
+    """Persist `expired` for open commands past their expiry."""
+    now = utcnow()
+    with engine.begin() as conn:
+        done = conn.execute(update(commands).where(commands.c.status.in_(OPEN),
+                                                   commands.c.expires_at < now)
+                            .values(status="expired", error="no result before expiry",
+                                    updated_at=now))
+    return int(done.rowcount or 0)
+
+
+def republish_queued(engine: Engine, publisher: Optional[Publisher]) -> None:
+    """Commands the broker did not take when created (it was down): try again."""
+    now = utcnow()
+    with engine.connect() as conn:
+        rows = conn.execute(select(commands).where(commands.c.status == "queued",
+                                                   commands.c.expires_at > now)
+                            .limit(500)).fetchall()
+    for row in rows:
+        publish(engine, publisher, dict(row._mapping))
+
+
+def list_for(conn: Connection, device_id: str, status: Optional[str], limit: int
+             ) -> List[Any]:
+    query = select(commands).where(commands.c.device_id == device_id)
+    if status is not None:
+        query = query.where(commands.c.status == status)
+    return list(conn.execute(query.order_by(commands.c.created_at.desc()).limit(limit)))

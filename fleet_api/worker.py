@@ -1,0 +1,102 @@
+"""Background work that must happen once across fleet processes, under a database lease:
+republishing desired config, rollouts, command expiry and retries, alert evaluation.
+
+Each `serve` runs a Worker; only the lease holder does the work, and a second process
+takes over within the lease's lifetime when the first dies.
+"""
+
+import logging
+import os
+import secrets
+import threading
+import time
+from typing import Callable, List, Optional
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from fleet_api import commands, lease, rollout, webhooks
+from fleet_api.alerts import Evaluator
+from fleet_api.db import devices
+from fleet_api.publisher import Publisher, publish_desired
+
+log = logging.getLogger("simpul.worker")
+
+LEASE = "fleet-worker"
+LEASE_TTL_S = 10.0
+
+
+class Worker:
+    def __init__(self, engine: Engine, publisher: Optional[Publisher], tick_s: float = 1.0,
+                 heartbeat_timeout_s: float = 120.0, alert_interval_s: float = 5.0) -> None:
+        self.engine = engine
+        self.evaluator = Evaluator(engine, heartbeat_timeout_s)
+        self.alert_interval_s = alert_interval_s
+        self._evaluated = 0.0
+        self.http = httpx.Client(timeout=5.0)
+        self.publisher = publisher
+        self.tick_s = tick_s
+        self.holder = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.held = False
+        self.errors = 0
+        self.tasks: List[Callable[[], None]] = [
+            self._republish, lambda: rollout.advance(self.engine, self.publisher),
+            lambda: commands.republish_queued(self.engine, self.publisher),
+            self._expire, self._alerts,
+            self._webhooks,
+        ]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)
+
+    def start(self) -> "Worker":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.held:
+            lease.release(self.engine, LEASE, self.holder)
+        self.http.close()
+
+    def _webhooks(self) -> None:
+        webhooks.deliver_due(self.engine, self.http)
+
+    def _alerts(self) -> None:
+        if time.monotonic() - self._evaluated >= self.alert_interval_s:
+            self._evaluated = time.monotonic()
+            self.evaluator.run()
+
+    def _expire(self) -> None:
+        commands.expire(self.engine)
+
+    def _republish(self) -> None:
+        """Devices whose retained desired config the broker may lack."""
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(
+                select(devices.c.device_id).where(
+                    devices.c.published_version < devices.c.desired_version).limit(500))]
+        publish_desired(self.engine, self.publisher, ids)
+
+    def tick(self) -> None:
+        held = lease.acquire(self.engine, LEASE, self.holder, LEASE_TTL_S)
+        if held != self.held:
+            log.info("%s the %s lease", "took" if held else "lost", LEASE)
+        self.held = held
+        if not held:
+            return
+        for task in self.tasks:
+            try:
+                task()
+            except Exception:  # one failing task must not starve the others
+                self.errors += 1
+                log.exception("background task failed")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            try:
+                self.tick()
+            except Exception:  # the database may be away; try again next tick
+                self.errors += 1
+                log.exception("worker tick failed")

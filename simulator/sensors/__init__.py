@@ -1,0 +1,1 @@
+"""Virtual serial sensors on pseudo-terminals, speaking their devices' exact bytes."""
