@@ -23,12 +23,13 @@ Disk full: the card fills (a long outage, or logs beside us). The WAL is kept sm
 filesystem's free space falls under min_free_bytes, or a write fails with SQLITE_FULL,
 the byte budget is frozen at what the outbox holds now: each new record then displaces
 the oldest (counted gap records, `disk_low` counted), reusing their pages, so the file
-stops growing while every new record still gets its seq, even with 0 bytes left. The
-freeze lifts when the free space is back above twice min_free_bytes. A disk filled to
-the last byte by another program before the outbox froze can refuse a write even so:
-then the oldest are dropped and the write tried once more; a record still refused has
-no seq and is counted in `write_errors` (kept in memory until the disk takes it).
-See docs/reliability.md.
+stops growing while every new record still gets its seq. On freezing it also takes a
+reserve file of half min_free_bytes: if another program then takes the last byte and a
+write fails with SQLITE_FULL, the reserve is given back, the WAL checkpointed and cut,
+the oldest dropped, and the write tried once more. The freeze lifts when the free space
+is back above twice min_free_bytes. A disk filled to the last byte before the outbox
+froze can refuse a write even so: a refused record has no seq and is counted in
+`write_errors` (kept in memory until the disk takes it). See docs/reliability.md.
 """
 
 import json
@@ -100,6 +101,8 @@ class Outbox:
         self.min_free_bytes = min_free_bytes
         # The byte budget frozen while the disk is full; None when there is room.
         self.disk_cap: Optional[int] = None
+        self._reserve = path + "-reserve"
+        self._reserved = path != ":memory:" and os.path.exists(self._reserve)
         self._unsaved: Dict[str, int] = {}
         self._clock = clock
         try:
@@ -195,11 +198,31 @@ class Outbox:
         if self.disk_cap is None and free < self.min_free_bytes:
             self.disk_cap = self._bytes
             self.bump("disk_low")
+            self._take_reserve()
             log.warning("outbox %s: %d bytes free on its disk; new records now displace "
                         "the oldest", self.path, free)
-        elif self.disk_cap is not None and free >= 2 * self.min_free_bytes:
+        elif free >= 2 * self.min_free_bytes and (self.disk_cap is not None or self._reserved):
             self.disk_cap = None
+            self._release_reserve()
             log.warning("outbox %s: disk space is back (%d bytes free)", self.path, free)
+
+    def _take_reserve(self) -> None:
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, max(4096, self.min_free_bytes // 2))
+            finally:
+                os.close(fd)
+            self._reserved = True
+        except OSError:
+            self._release_reserve()  # no room even for that; SQLITE_FULL will tell
+
+    def _release_reserve(self) -> None:
+        self._reserved = False
+        try:
+            os.remove(self._reserve)
+        except OSError:
+            pass
 
     def _make_room(self) -> None:
         """SQLITE_FULL: shrink the frozen budget by a tenth, drop the oldest to fit it,
@@ -207,6 +230,7 @@ class Outbox:
         self.disk_cap = int(min(self.disk_cap if self.disk_cap is not None else self._bytes,
                                 self._bytes) * 0.9)
         log.warning("outbox %s: disk full; dropping the oldest records", self.path)
+        self._release_reserve()
         # Copy the WAL into the file and cut it to nothing: the drops below then
         # write into a fresh WAL, and their pages are reused by the retried insert.
         try:
