@@ -18,7 +18,7 @@ from agent.config import parse_config
 from agent.errors import ConfigError
 from simpul_wire.models import MODEL_BY_LEAF, TelemetryBatch, WireError, decode
 
-FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2),
+FUZZ = settings(max_examples=100, deadline=timedelta(seconds=2),
                 suppress_health_check=[HealthCheck.too_slow])
 
 # JSON values, including the awkward ones: huge numbers, NaN-like floats, deep nesting.
