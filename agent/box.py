@@ -20,7 +20,15 @@ from agent.link import Link, LinkSettings
 from agent.outbox import Outbox, StoredRecord
 from agent.reactor import Reactor, Timer
 from agent.timesync import ClockJumps, ntp_synced
-from simpul_wire.models import Ack, Record, TelemetryBatch, WireError, decode, encode
+from simpul_wire.models import (
+    MAX_PAYLOAD_BYTES,
+    Ack,
+    Record,
+    TelemetryBatch,
+    WireError,
+    decode,
+    encode,
+)
 from simpul_wire.topics import subscription, topic
 
 log = logging.getLogger("simpul.box")
@@ -209,6 +217,7 @@ class Box:
         acc.add("outbox_dropped", self.outbox.counter("dropped"))
         acc.add("outbox_rejected_by_fleet", self.outbox.counter("rejected_by_fleet"))
         acc.add("outbox_write_errors", self.outbox.counter("write_errors"))
+        acc.add("outbox_oversized", self.outbox.counter("oversized"))
         acc.add("link_reconnects", self.link.reconnects)
         acc.add("publish_refused", self.publish_refused)
         acc.add("collector_errors", sum(self.collector_errors.values()))
@@ -258,12 +267,27 @@ class Box:
         self._paced = None
         self.pump()
 
-    def _send(self, stream: str, batch: List[StoredRecord]) -> bool:
-        payload = TelemetryBatch(
+    def _encode(self, stream: str, batch: List[StoredRecord]) -> bytes:
+        return encode(TelemetryBatch(
             device_id=self.device_id, stream=stream, epoch=self.outbox.epoch,
             ntp_synced=ntp_synced(self.reactor.monotonic),
             records=[Record(seq=r.seq, **r.body) for r in batch],  # type: ignore[arg-type]
-        )
+        ))
+
+    def _send(self, stream: str, batch: List[StoredRecord]) -> bool:
+        # The broker closes the connection of a client whose message is over its
+        # message_size_limit, so an oversized batch would be resent after every
+        # reconnect, forever: send fewer records, and a record too big on its own
+        # goes as a counted gap.
+        data = self._encode(stream, batch)
+        while len(data) > MAX_PAYLOAD_BYTES and len(batch) > 1:
+            batch = batch[:len(batch) // 2]
+            data = self._encode(stream, batch)
+        if len(data) > MAX_PAYLOAD_BYTES:
+            log.error("%s record %d is %d bytes, over the %d-byte limit: sent as a gap",
+                      stream, batch[0].seq, len(data), MAX_PAYLOAD_BYTES)
+            self.outbox.drop(batch[0].id, "oversized")
+            return True
         leaf = "health" if stream == "health" else "telemetry"
         ids = [r.id for r in batch]
         key = ids[0]
@@ -272,7 +296,6 @@ class Box:
         def acked(ok: bool) -> None:
             self._in_flight.pop(key, None)
             if ok:
-                self.outbox.mark_sent(ids)
                 self.pump()
             else:
                 # Kept in the outbox. A refusal (ACL, quota) will not clear by itself
@@ -281,9 +304,13 @@ class Box:
                 self._hold_until = self.reactor.monotonic() + REFUSED_HOLD_S
                 self.reactor.call_later(REFUSED_HOLD_S, self.pump)
 
-        if not self.link.publish(topic(self.device_id, leaf), encode(payload), on_ack=acked):
+        if not self.link.publish(topic(self.device_id, leaf), data, on_ack=acked):
             self._in_flight.pop(key, None)
             return False
+        # Sent from now, not from the PUBACK: a gap in flight must not grow (the outbox
+        # folds drops only into gaps never sent), or the fleet stores the shorter copy,
+        # confirms its seq, and the folded seqs are forgotten.
+        self.outbox.mark_sent(ids)
         return True
 
     # -- control messages -------------------------------------------------------------

@@ -213,6 +213,9 @@ def decode(model: Type[P], data: bytes) -> P:
         raw = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise WireError(f"payload is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        # "[[[[..." a few KB deep: refused, not a crash of whoever decodes it.
+        raise WireError("payload is nested too deeply") from exc
     if not isinstance(raw, dict):
         raise WireError("payload must be a JSON object")
     version = raw.get("schema_version")
