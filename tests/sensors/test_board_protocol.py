@@ -65,7 +65,7 @@ messages = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(messages, u8)
 def test_roundtrip(msg, seq):
     encoded = bp.encode(msg, seq)
@@ -78,7 +78,7 @@ def test_roundtrip(msg, seq):
     assert bp.parse(result.frame) == msg
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=400))
 def test_any_stream_never_raises_nor_yields_bad_frames(data):
     for _at, _used, frame, _err in walk(bp.decode, data):
@@ -91,7 +91,7 @@ def test_any_stream_never_raises_nor_yields_bad_frames(data):
                 bp.parse(frame)
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=300), messages, u8, st.binary(max_size=60))
 def test_frame_after_a_delimiter_in_noise_is_found(noise, msg, seq, after):
     # A receiver joining mid-stream finds every frame: each starts with a delimiter.

@@ -69,8 +69,10 @@ def test_unplug_replug_is_visible_and_readings_resume(scratch, broker, fleet, se
     try:
         first = wait_until(lambda: ok_with(telemetry(fleet, device_id), expected), 45,
                            what="first readings")
-        up_seq = {"telemetry": first[0]["seq"], "health": max(
-            r["seq"] for r in telemetry(fleet, device_id, stream="health"))}
+        healthy = wait_until(lambda: [r for r in telemetry(fleet, device_id, stream="health")
+                                      if r["sources"].get("air", {}).get("state") == "ok"], 30,
+                             what="the sensor ok in health")
+        up_seq = {"telemetry": first[0]["seq"], "health": max(r["seq"] for r in healthy)}
         sim.unplug_toggle()
 
         def outage(stream: str) -> List[Dict[str, Any]]:

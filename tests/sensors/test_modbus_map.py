@@ -91,7 +91,7 @@ def test_rtu_crc_vector():
 frames = st.lists(st.binary(min_size=2, max_size=30).map(rtu_frame), min_size=1, max_size=6)
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(frames, st.sampled_from([9600, 19200, 115200]), st.data())
 def test_frames_split_by_silence_are_found(fs, baud, data):
     """Frames arrive in random chunks with short pauses inside and a silent gap between."""
@@ -111,7 +111,7 @@ def test_frames_split_by_silence_are_found(fs, baud, data):
     assert (good, bad) == (fs, 0)
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(frames, st.binary(min_size=1, max_size=20))
 def test_noise_burst_is_its_own_dropped_span(fs, noise):
     baud, t, arrivals = 9600, 0.0, []
@@ -187,7 +187,7 @@ def test_rtu_response_at(data, at):
     assert rtu_response_at(data) == at
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=40), st.integers(1, 247), st.lists(st.integers(0, 0xFFFF), max_size=20))
 def test_response_after_noise_is_found(noise, unit, words):
     body = bytes([unit, 3, 2 * len(words)]) + b"".join(w.to_bytes(2, "big") for w in words)

@@ -91,14 +91,14 @@ def test_encode_refuses_out_of_range():
 words = st.tuples(*[st.integers(0, 0xFFFF)] * 13)
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(words)
 def test_roundtrip(ws):
     result = pms.decode(pms.encode_reading(ws))
     assert result.used == 32 and result.frame.words == ws
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=300))
 def test_any_stream_never_raises_nor_yields_bad_frames(data):
     for _at, _used, frame, _err in walk(pms.decode, data):
@@ -108,7 +108,7 @@ def test_any_stream_never_raises_nor_yields_bad_frames(data):
             assert encoded in data
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=120), words, st.binary(max_size=40))
 def test_frame_in_noise_is_found(before, ws, after):
     frame = pms.encode_reading(ws)

@@ -91,21 +91,21 @@ def test_working_period_out_of_range():
 values = st.integers(0, 0xFFFF)
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(values, values, values)
 def test_roundtrip(pm25, pm10, dev):
     result = sds011.decode(sds011.encode_reading(pm25, pm10, dev))
     assert result.frame == sds011.SdsReading(pm25, pm10, dev)
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), values)
 def test_command_roundtrip(cmd, d1, d2, dev):
     result = sds011.decode_command(sds011.encode_command(cmd, d1, d2, dev))
     assert result.frame == sds011.SdsCommand(cmd, d1, d2, dev)
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=200))
 def test_any_stream_never_raises_nor_yields_bad_frames(data):
     for at, used, frame, _err in walk(sds011.decode, data):
@@ -115,7 +115,7 @@ def test_any_stream_never_raises_nor_yields_bad_frames(data):
             assert sum(raw[2:8]) & 0xFF == raw[8]
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(st.binary(max_size=80), values, values, st.binary(max_size=20))
 def test_frame_in_noise_is_found(before, pm25, pm10, after):
     frame = sds011.encode_reading(pm25, pm10)
