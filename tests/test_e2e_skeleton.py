@@ -56,8 +56,9 @@ def test_three_agents_report_their_values(scratch: Path, broker: Broker, fleet: 
             assert [r["metrics"]["air_samples"] for r in records] == \
                 [float(s + 1) for s in seqs(records)]
             assert device(fleet, device_id)["online"] is True
-            health = telemetry(fleet, device_id, stream="health")
-            assert health and "outbox_depth" in health[0]["metrics"]
+            health = wait_until(lambda d=device_id: telemetry(fleet, d, stream="health"), 15,
+                                what=f"health of {device_id}")
+            assert "outbox_depth" in health[0]["metrics"]
         with fleet.api() as api:
             listed = api.get("/api/v1/devices").json()
         assert listed["count"] == 3
