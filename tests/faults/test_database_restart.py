@@ -26,9 +26,17 @@ def cluster(scratch: Path) -> Iterator[Cluster]:
     pg.stop("immediate")
 
 
-def test_database_restart_mid_flow(scratch: Path, broker: Broker, cluster: Cluster) -> None:
+@pytest.fixture
+def fleet_on_pg(scratch: Path, broker: Broker, cluster: Cluster) -> Iterator[Fleet]:
     fleet = Fleet(scratch, broker, db_url=cluster.url)
-    fleet.start()
+    try:
+        yield fleet.start()
+    finally:
+        fleet.stop()
+
+
+def test_database_restart_mid_flow(scratch: Path, fleet_on_pg: Fleet, cluster: Cluster) -> None:
+    fleet = fleet_on_pg
     boxes = [make_box(scratch, fleet, d, publish(sample_s=0.2, health_s=1, batch=5,
                                                  inflight=1)) for d in BOXES]
     for box in boxes:
@@ -46,14 +54,11 @@ def test_database_restart_mid_flow(scratch: Path, broker: Broker, cluster: Clust
     finally:
         for box in boxes:
             box.stop()
-    try:
-        log = fleet.process.output()
-        # The fault reached the ingest's write path, and it held its acknowledgements.
-        assert "database write failed" in log and "stay unacknowledged" in log
-        for box in boxes:
-            rows = assert_exactly_once(fleet, box)
-            telemetry_rows = sorted(rows["telemetry"], key=lambda r: r["seq"])
-            assert [r["metrics"]["n"] for r in telemetry_rows[:BACKLOG]] == \
-                [float(i) for i in range(BACKLOG)]
-    finally:
-        fleet.stop()
+    log = fleet.process.output()
+    # The fault reached the ingest's write path, and it held its acknowledgements.
+    assert "database write failed" in log and "stay unacknowledged" in log
+    for box in boxes:
+        rows = assert_exactly_once(fleet, box)
+        telemetry_rows = sorted(rows["telemetry"], key=lambda r: r["seq"])
+        assert [r["metrics"]["n"] for r in telemetry_rows[:BACKLOG]] == \
+            [float(i) for i in range(BACKLOG)]
