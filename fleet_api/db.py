@@ -276,7 +276,9 @@ def sqlalchemy_url(url: str) -> str:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    # FULL: the ingest confirms records to boxes after the commit, and a box then forgets
+    # them, so a commit must survive a power cut of the fleet host too.
+    cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
