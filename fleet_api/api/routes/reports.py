@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleet_api.db import devices, iso, rollup_1h, rollup_1m, to_naive_utc, utcnow
-from fleet_api.deps import ServicesDep, Viewer
+from fleet_api.deps import DeviceId, ServicesDep, Viewer
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -69,7 +69,7 @@ def p95(values: List[float]) -> Optional[float]:
 
 
 @router.get("/devices/{device_id}/rollups", response_model=RollupList)
-def get_rollups(device_id: str, services: ServicesDep, _who: Viewer,
+def get_rollups(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                 resolution: Literal["1m", "1h"] = "1h",
                 since: Optional[datetime] = None, until: Optional[datetime] = None,
                 stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
