@@ -21,7 +21,7 @@ def test_no_server_errors(fleet: Fleet) -> None:
         "--exclude-by", "method == 'DELETE' and path == '/api/v1/tokens/{token_id}'",
         "-n", "25", "--seed", "7", "--no-color", "--request-timeout", "30",
         "--warnings", "off", "--generation-database", "none"],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=900, cwd=fleet.base)  # its state dir
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "Traceback" not in fleet.process.output()
     assert "passed" in run.stdout
