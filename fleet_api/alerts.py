@@ -105,7 +105,7 @@ def _limits(conn: Connection) -> Dict[str, Dict[str, float]]:
 def alert_dict(row: Any) -> Dict[str, Any]:
     return {"id": row.id, "device_id": row.device_id, "rule": row.rule, "subject": row.subject,
             "category": row.category, "severity": row.severity, "status": row.status,
-            "message": row.message, "value": row.value, "count": row.count,
+            "message": row.message, "value": row.value, "count": row._mapping["count"],
             "opened_at": iso(row.opened_at), "last_seen_at": iso(row.last_seen_at),
             "resolved_at": iso(row.resolved_at), "acked_by": row.acked_by,
             "acked_at": iso(row.acked_at)}

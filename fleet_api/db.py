@@ -242,6 +242,33 @@ deliveries = Table(
 )
 Index("deliveries_due", deliveries.c.status, deliveries.c.next_at)
 
+# -- 0004: rollups and job marks ------------------------------------------------------------
+def _rollup(name: str) -> Table:
+    return Table(
+        name, metadata,
+        Column("device_id", String(63), primary_key=True),
+        Column("stream", String(32), primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("bucket", DateTime, primary_key=True),
+        Column("count", Integer, nullable=False),
+        Column("sum", Float, nullable=False),
+        Column("min", Float, nullable=False),
+        Column("max", Float, nullable=False),
+    )
+
+
+rollup_1m = _rollup("rollup_1m")
+rollup_1h = _rollup("rollup_1h")
+Index("rollup_1m_metric", rollup_1m.c.metric, rollup_1m.c.bucket)
+Index("rollup_1h_metric", rollup_1h.c.metric, rollup_1h.c.bucket)
+
+marks = Table(
+    "marks", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("at", DateTime, nullable=False),
+)
+Index("records_received", records.c.received_at)
+
 
 def inserted_id(result: Any) -> int:
     key = result.inserted_primary_key

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Annotated, Callable, Optional
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.engine import Engine
 
 from fleet_api.accounts import AccountSync
@@ -57,6 +57,12 @@ def require(role: str) -> Callable[..., Principal]:
 
     return check
 
+
+DeviceId = Annotated[str, Path(max_length=63, examples=["taman-kota-01"])]
+CommandId = Annotated[str, Path(max_length=64, examples=["c1f2e3d4c5b6a7980"])]
+GroupName = Annotated[str, Path(max_length=100, examples=["kota-barat"])]
+# Row ids in paths: bounded to what every engine's INTEGER holds.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Technician = Annotated[Principal, Depends(require("technician"))]

@@ -4,6 +4,9 @@ Exactly once: a message is acknowledged to the broker only after its rows are co
 (manual ack), on a persistent session with a fixed client id, so a crash before the
 commit means the broker delivers it again. The unique key (device, stream, epoch, seq)
 is the second line of defence, for the redelivery after a commit whose acks were lost.
+
+The MQTT side is fleet_api.mqtt_wire (chunked reads, PUBACKs of a batch in one write);
+see docs/benchmarks/fleet.md for why not paho here.
 """
 
 import logging
@@ -11,21 +14,19 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import update
+from pydantic import ValidationError
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet_api import metrics
 from fleet_api.api.routes.claims import answer_claim
 from fleet_api.db import devices, utcnow, workers
-from fleet_api.store import Batch, known_devices, record_row, write_batch
+from fleet_api.mqtt_wire import Client, MqttError
+from fleet_api.mqtt_wire import Message as WireMessage
+from fleet_api.store import Batch, record_row, write_batch
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
     Ack,
@@ -46,6 +47,8 @@ log = logging.getLogger("simpul.ingest")
 SHARE_GROUP = "simpul-ingest"
 LEAVES = ("telemetry", "health", "state", "config/reported", "cmd/+/result", "claim")
 BEAT_S = 5.0
+KNOWN_TTL_S = 10.0  # a deregistered device's records may still land for this long
+SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 @dataclass
@@ -77,30 +80,31 @@ class Ingest:
         self._stop = threading.Event()
         self._last_beat = 0.0
         self._attempt = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5, manual_ack=True)
-        self.client.username_pw_set(username, password)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self._known: Dict[str, float] = {}  # device id -> when the database confirmed it
+        self.client = Client(client_id, username, password)
 
     # -- connection -------------------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: ReasonCode,
-                    _props: Any) -> None:
-        if reason.is_failure:
-            log.error("broker refused the ingest connection: %s", reason)
-            return
+    def _connect(self) -> bool:
+        try:
+            self.client.connect(self._host, self._port, keepalive=30, clean_start=False,
+                                session_expiry=SESSION_EXPIRY_S, receive_max=65535)
+            self.client.subscribe(subscriptions())
+        except (OSError, MqttError) as exc:
+            log.warning("ingest cannot reach the broker at %s:%s: %s", self._host,
+                        self._port, exc)
+            self.client.close()
+            return False
         self.connected = True
         self._attempt = 0
-        client.subscribe(subscriptions())
         # Whatever the boxes did while we could not hear them is unknown until each
         # speaks again; a retained `online` from before proves nothing.
         self._mark_unknown()
         self._beat(force=True)
         log.info("ingest %s connected to %s:%s", self.client_id, self._host, self._port)
+        return True
 
-    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _f: Any, reason: ReasonCode,
-                       _p: Any) -> None:
+    def _lost(self, reason: object) -> None:
+        self.client.close()
         self.connected = False
         self._buffer.clear()  # unacknowledged: the broker redelivers them
         log.warning("ingest %s lost the broker: %s", self.client_id, reason)
@@ -130,10 +134,11 @@ class Ingest:
             log.error("cannot record ingest heartbeat: %s", exc)
 
     # -- receiving --------------------------------------------------------------------
-    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
-        if not self._buffer:
+    def _take(self, messages: List[WireMessage]) -> None:
+        if messages and not self._buffer:
             self._first_at = time.monotonic()
-        self._buffer.append(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, msg.retain))
+        self._buffer.extend(Message(m.topic, m.payload, m.mid, m.qos, m.retain)
+                            for m in messages)
 
     def _due(self) -> bool:
         return bool(self._buffer) and (
@@ -147,7 +152,7 @@ class Ingest:
         batch = self.build(messages, now)
         try:
             with self.engine.begin() as conn:
-                known = known_devices(conn, batch.seen)
+                known = self._known_devices(conn, batch.seen)
                 self._drop_unknown(batch, known)
                 stored = write_batch(conn, batch, now)
         except SQLAlchemyError as exc:
@@ -158,19 +163,40 @@ class Ingest:
         self.stored += stored
         metrics.RECORDS_STORED.inc(stored)
         metrics.MESSAGES_INGESTED.inc(len(messages))
-        for message in messages:
-            if message.qos > 0:
-                self.client.ack(message.mid, message.qos)
+        self.client.ack([m.mid for m in messages if m.qos > 0])
         self._confirm(batch)
         self._buffer = []
+        try:
+            self.client.flush()
+        except OSError as exc:  # committed; the redelivery is a no-op by the unique key
+            self._lost(exc)
         return True
+
+    def _known_devices(self, conn: Any, ids: Any) -> Set[str]:
+        """Registered devices among `ids`, asking the database only about ids not
+        confirmed within KNOWN_TTL_S."""
+        now = time.monotonic()
+        ask = [d for d in set(ids) if now - self._known.get(d, -1e9) > KNOWN_TTL_S]
+        if ask:
+            for i in range(0, len(ask), 500):
+                found = conn.execute(select(devices.c.device_id)
+                                     .where(devices.c.device_id.in_(ask[i:i + 500])))
+                for row in found:
+                    self._known[row[0]] = now
+        return {d for d in ids if now - self._known.get(d, -1e9) <= KNOWN_TTL_S}
 
     def _confirm(self, batch: Batch) -> None:
         """Tell each box what is stored, so its outbox may forget it. QoS 0: a lost
         confirmation only means the box sends those records again."""
+        merged: Dict[Tuple[str, str, str], List[int]] = {}
         for device_id, stream, epoch, seqs in batch.acks:
-            ack = Ack(device_id=device_id, stream=stream, epoch=epoch, ranges=seq_ranges(seqs))
-            self.client.publish(topic(device_id, "ack"), encode(ack), qos=0)
+            merged.setdefault((device_id, stream, epoch), []).extend(seqs)
+        for (device_id, stream, epoch), seqs in merged.items():
+            ranges = seq_ranges(seqs)
+            for i in range(0, len(ranges), 2000):  # the contract's limit per Ack
+                ack = Ack(device_id=device_id, stream=stream, epoch=epoch,
+                          ranges=ranges[i:i + 2000])
+                self.client.publish0(topic(device_id, "ack"), encode(ack))
 
     def _drop_unknown(self, batch: Batch, known: set) -> None:  # type: ignore[type-arg]
         for device_id in list(batch.seen):
@@ -208,7 +234,10 @@ class Ingest:
         if len(message.payload) > MAX_PAYLOAD_BYTES:
             raise WireError(f"payload of {len(message.payload)} bytes is over the limit")
         if leaf in ("telemetry", "health"):
-            payload: Any = decode(TelemetryBatch, message.payload)
+            try:  # pydantic's own JSON parser; the contract's decode() words any refusal
+                payload: Any = TelemetryBatch.model_validate_json(message.payload)
+            except ValidationError:
+                payload = decode(TelemetryBatch, message.payload)
             if payload.stream == "health" and leaf != "health":
                 raise WireError("health records belong on the health topic", "stream")
             if leaf == "health" and payload.stream != "health":
@@ -263,33 +292,29 @@ class Ingest:
             if self._stop.wait(delay):
                 return
         self._attempt += 1
-        try:
-            self.client.reconnect()
-        except OSError as exc:
-            log.warning("ingest cannot reach the broker at %s:%s: %s", self._host, self._port, exc)
+        self._connect()
 
     def run(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 7 * 24 * 3600
-        props.ReceiveMaximum = 65535
-        self.client.connect_async(self._host, self._port, keepalive=30, clean_start=False,
-                                  properties=props)
         while not self._stop.is_set():
-            rc = self.client.loop(timeout=self.flush_s)
-            if rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST):
+            if not self.connected:
                 self._reconnect()
+                continue
+            try:
+                self._take(self.client.read(self.flush_s))
+            except (OSError, MqttError) as exc:
+                self._lost(exc)
                 continue
             try:
                 if self._due() and not self.flush():
                     self._stop.wait(1.0)
-            except Exception:  # a bug in one batch must not kill the worker: it is redelivered
-                log.exception("ingest flush failed; %d messages stay unacknowledged",
-                              len(self._buffer))
+            except Exception as exc:  # a bug in one batch must not kill the worker
+                log.exception("ingest flush failed; %d messages stay unacknowledged and "
+                              "come again after a reconnect", len(self._buffer))
                 metrics.INGEST_DB_ERRORS.inc()
-                self._buffer = []
+                self._lost(exc)
                 self._stop.wait(1.0)
             self._beat()
-        if self._buffer:
+        if self._buffer and self.connected:
             self.flush()
         self.client.disconnect()
         self.connected = False

@@ -5,6 +5,8 @@ import time
 from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from fleet_api import __version__
 from fleet_api.api.routes import (
@@ -16,6 +18,7 @@ from fleet_api.api.routes import (
     devices,
     groups,
     registry,
+    reports,
     site,
 )
 from fleet_api.dashboard import routes as dashboard
@@ -38,10 +41,23 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(groups.router)
     app.include_router(alerts.router)
+    app.include_router(reports.router)
     app.include_router(admin.router)
     app.include_router(dashboard.api)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
+
+    @app.exception_handler(DataError)
+    async def unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses what SQLite takes: NUL in text, a too long value, an
+        # integer beyond its column. The request was wrong, not the server.
+        first = str(exc.orig).splitlines()[0] if exc.orig else "value out of range"
+        return JSONResponse({"detail": f"a value cannot be stored: {first}"}, status_code=422)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def unencodable(_request: Request, _exc: UnicodeEncodeError) -> JSONResponse:
+        return JSONResponse({"detail": "text must be valid UTF-8 (no unpaired surrogates)"},
+                            status_code=422)
 
     @app.middleware("http")
     async def log_access(request: Request,

@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
+from pydantic_core import to_json
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from fleet_api.commands import apply_result
-from fleet_api.db import devices, records, rejects, to_naive_utc
+from fleet_api.db import devices, rejects, to_naive_utc
 
 IDENTITY = ["device_id", "stream", "epoch", "seq"]
 
@@ -30,18 +30,46 @@ class Batch:
     acks: List[Tuple[str, str, str, List[int]]] = field(default_factory=list)
 
 
+COLUMNS = ("device_id", "stream", "epoch", "seq", "ts", "received_at", "metrics", "sources",
+           "gap_to")
+_SQLITE_INSERT = (f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES "
+                  f"({', '.join('?' for _ in COLUMNS)}) "
+                  "ON CONFLICT (device_id, stream, epoch, seq) DO NOTHING")
+_PG_INSERT = (f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES "
+              f"({', '.join('%s' for _ in COLUMNS)}) "
+              "ON CONFLICT ON CONSTRAINT records_identity DO NOTHING")
+
+
+def _dumps(value: Any) -> str:
+    return to_json(value).decode()
+
+
+def _sqlite_time(value: datetime) -> str:
+    # SQLAlchemy's own DATETIME text form on SQLite, so its queries compare equal.
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
 def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
+    """Insert, skipping (device, stream, epoch, seq) already stored; return how many were
+    new. Straight to the driver's executemany with JSON already serialised: the
+    SQLAlchemy Core path spent most of the ingest's database time on per-row parameter
+    processing (profile in docs/benchmarks/fleet.md)."""
     if not rows:
         return 0
-    stmt: Any
+    dumps = _dumps
     if conn.dialect.name == "postgresql":
-        # psycopg reports no rowcount for a batched insert; RETURNING counts new rows.
-        stmt = (postgresql.insert(records).on_conflict_do_nothing(constraint="records_identity")
-                .returning(records.c.id))
-        return len(conn.execute(stmt, rows).fetchall())
-    stmt = sqlite.insert(records).on_conflict_do_nothing(index_elements=IDENTITY)
-    result = conn.execute(stmt, rows)
-    return max(int(result.rowcount or 0), 0)
+        params: List[Tuple[Any, ...]] = [
+            (r["device_id"], r["stream"], r["epoch"], r["seq"], r["ts"], r["received_at"],
+             dumps(r["metrics"]), dumps(r["sources"]), r["gap_to"]) for r in rows]
+        result = conn.exec_driver_sql(_PG_INSERT, params)  # type: ignore[arg-type]
+    else:
+        params = [
+            (r["device_id"], r["stream"], r["epoch"], r["seq"], _sqlite_time(r["ts"]),
+             _sqlite_time(r["received_at"]), dumps(r["metrics"]), dumps(r["sources"]),
+             r["gap_to"]) for r in rows]
+        result = conn.exec_driver_sql(_SQLITE_INSERT, params)  # type: ignore[arg-type]
+    count = result.rowcount
+    return int(count) if count is not None and count >= 0 else len(rows)
 
 
 def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:

@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet_api import commands, lease, rollout, webhooks
+from fleet_api import commands, lease, rollout, rollups, webhooks
 from fleet_api.alerts import Evaluator
 from fleet_api.db import devices
 from fleet_api.publisher import Publisher, publish_desired
@@ -34,6 +34,9 @@ class Worker:
         self.evaluator = Evaluator(engine, heartbeat_timeout_s)
         self.alert_interval_s = alert_interval_s
         self._evaluated = 0.0
+        self.retention = rollups.Retention()
+        self.rollup_interval_s = 60.0
+        self._rolled = 0.0
         self.http = httpx.Client(timeout=5.0)
         self.publisher = publisher
         self.tick_s = tick_s
@@ -44,7 +47,7 @@ class Worker:
             self._republish, lambda: rollout.advance(self.engine, self.publisher),
             lambda: commands.republish_queued(self.engine, self.publisher),
             self._expire, self._alerts,
-            self._webhooks,
+            self._webhooks, self._rollups,
         ]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)
@@ -59,6 +62,11 @@ class Worker:
         if self.held:
             lease.release(self.engine, LEASE, self.holder)
         self.http.close()
+
+    def _rollups(self) -> None:
+        if time.monotonic() - self._rolled >= self.rollup_interval_s:
+            self._rolled = time.monotonic()
+            rollups.run(self.engine, self.retention)
 
     def _webhooks(self) -> None:
         webhooks.deliver_due(self.engine, self.http)

@@ -32,6 +32,14 @@ def open_alerts(fleet: Fleet, **params: Any) -> List[Dict[str, Any]]:
 
 
 def sse_reader(fleet: Fleet, out: List[Dict[str, Any]], stop: threading.Event) -> None:
+    try:
+        read_events(fleet, out, stop)
+    except httpx.HTTPError:
+        if not stop.is_set():  # the fleet stopping under a finished test ends the stream
+            raise
+
+
+def read_events(fleet: Fleet, out: List[Dict[str, Any]], stop: threading.Event) -> None:
     with httpx.stream("GET", f"{fleet.url}/api/v1/events", timeout=30,
                       headers={"Authorization": f"Bearer {fleet.token}"}) as resp:
         kind = ""

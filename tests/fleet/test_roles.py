@@ -64,6 +64,8 @@ MATRIX: Dict[Tuple[str, str], str] = {
     ("GET", "/api/v1/claims"): V,
     ("GET", "/api/v1/claims/{code}"): V,
     ("POST", "/api/v1/claims/{code}"): T,
+    ("GET", "/api/v1/devices/{device_id}/rollups"): V,
+    ("GET", "/api/v1/reports/upgrade"): V,
 }
 PARAMS = {"device_id": "nobody", "command_id": "c0", "name": "nogroup", "rollout_id": "99999",
           "alert_id": "99999", "webhook_id": "99999", "token_id": "99999",

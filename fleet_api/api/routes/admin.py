@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from fleet_api.audit import record
 from fleet_api.auth import create_token, hash_token
 from fleet_api.db import audit, iso, tokens
-from fleet_api.deps import Admin, ServicesDep
+from fleet_api.deps import Admin, RowId, ServicesDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -88,7 +88,7 @@ def add_token(body: TokenCreate, services: ServicesDep, who: Admin) -> TokenCrea
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, services: ServicesDep, who: Admin) -> None:
+def revoke_token(token_id: RowId, services: ServicesDep, who: Admin) -> None:
     with services.engine.begin() as conn:
         done = conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=True))
         if not done.rowcount:

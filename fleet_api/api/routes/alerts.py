@@ -3,17 +3,17 @@
 import asyncio
 import json
 import secrets
-from typing import Any, AsyncIterator, Dict, List, Literal, Optional
+from typing import Annotated, Any, AsyncIterator, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import func, select, update
 
 from fleet_api.alerts import CATEGORIES, alert_dict, emit
 from fleet_api.audit import record
 from fleet_api.db import alerts, deliveries, events, inserted_id, iso, utcnow, webhooks
-from fleet_api.deps import Admin, Operator, ServicesDep, Viewer
+from fleet_api.deps import Admin, Operator, RowId, ServicesDep, Viewer
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -41,12 +41,18 @@ class AlertList(BaseModel):
     count: int
 
 
+def _short_url(url: HttpUrl) -> HttpUrl:
+    if len(str(url)) > 500:
+        raise ValueError("a webhook URL has at most 500 characters")
+    return url
+
+
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "BPBD", "url": "https://bpbd.example.go.id/simpul", "categories": ["flood"]}]})
 
     name: str = Field(min_length=1, max_length=100)
-    url: HttpUrl
+    url: Annotated[HttpUrl, AfterValidator(_short_url)]
     categories: List[Literal["device", "air", "flood", "*"]] = Field(min_length=1)
     secret: Optional[str] = Field(default=None, min_length=16, max_length=200,
                                   description="made for you when left out; shown once")
@@ -94,7 +100,7 @@ def list_alerts(services: ServicesDep, _who: Viewer,
 
 
 @router.get("/alerts/{alert_id}", response_model=Alert)
-def get_alert(alert_id: int, services: ServicesDep, _who: Viewer) -> Alert:
+def get_alert(alert_id: RowId, services: ServicesDep, _who: Viewer) -> Alert:
     with services.engine.connect() as conn:
         row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
     if row is None:
@@ -103,7 +109,7 @@ def get_alert(alert_id: int, services: ServicesDep, _who: Viewer) -> Alert:
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=Alert)
-def ack_alert(alert_id: int, services: ServicesDep, who: Operator) -> Alert:
+def ack_alert(alert_id: RowId, services: ServicesDep, who: Operator) -> Alert:
     with services.engine.begin() as conn:
         done = conn.execute(update(alerts).where(alerts.c.id == alert_id,
                                                  alerts.c.acked_at.is_(None))
@@ -184,7 +190,7 @@ def add_webhook(body: WebhookCreate, services: ServicesDep, who: Admin) -> Webho
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, tags=["webhooks"])
-def delete_webhook(webhook_id: int, services: ServicesDep, who: Admin) -> None:
+def delete_webhook(webhook_id: RowId, services: ServicesDep, who: Admin) -> None:
     with services.engine.begin() as conn:
         done = conn.execute(update(webhooks).where(webhooks.c.id == webhook_id,
                                                    webhooks.c.active.is_(True))
@@ -199,7 +205,7 @@ def delete_webhook(webhook_id: int, services: ServicesDep, who: Admin) -> None:
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=List[Delivery],
             tags=["webhooks"])
-def list_deliveries(webhook_id: int, services: ServicesDep, _who: Admin,
+def list_deliveries(webhook_id: RowId, services: ServicesDep, _who: Admin,
                     limit: int = Query(100, ge=1, le=1000)) -> List[Delivery]:
     with services.engine.connect() as conn:
         rows = conn.execute(select(deliveries).where(deliveries.c.webhook_id == webhook_id)

@@ -10,7 +10,7 @@ from fleet_api import commands as cmds
 from fleet_api.audit import record
 from fleet_api.auth import Principal
 from fleet_api.db import commands, devices, iso, utcnow
-from fleet_api.deps import ServicesDep, Technician, Viewer
+from fleet_api.deps import CommandId, DeviceId, ServicesDep, Technician, Viewer
 
 router = APIRouter(prefix="/api/v1/devices", tags=["commands"])
 
@@ -85,7 +85,7 @@ def _send(services: Any, who: Principal, device_id: str, name: str, args: Dict[s
 
 
 @router.post("/{device_id}/commands", status_code=201, response_model=CommandCreated)
-def create_command(device_id: str, body: CommandCreate, services: ServicesDep,
+def create_command(device_id: DeviceId, body: CommandCreate, services: ServicesDep,
                    who: Technician) -> CommandCreated:
     """Publish a command (QoS 1, expiring with the command). Technicians may run
     self-test and diagnostic commands; anything else needs operator."""
@@ -93,7 +93,7 @@ def create_command(device_id: str, body: CommandCreate, services: ServicesDep,
 
 
 @router.get("/{device_id}/commands", response_model=CommandList)
-def list_commands(device_id: str, services: ServicesDep, _who: Viewer,
+def list_commands(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                   status: Optional[Status] = None,
                   limit: int = Query(100, ge=1, le=1000)) -> CommandList:
     with services.engine.connect() as conn:
@@ -112,14 +112,14 @@ def _get(services: Any, device_id: str, command_id: str) -> Any:
 
 
 @router.get("/{device_id}/commands/{command_id}", response_model=CommandView)
-def get_command(device_id: str, command_id: str, services: ServicesDep, _who: Viewer
+def get_command(device_id: str, command_id: CommandId, services: ServicesDep, _who: Viewer
                 ) -> CommandView:
     return _view(_get(services, device_id, command_id))
 
 
 @router.post("/{device_id}/commands/{command_id}/retry", status_code=201,
              response_model=CommandCreated)
-def retry_command(device_id: str, command_id: str, services: ServicesDep, who: Technician
+def retry_command(device_id: str, command_id: CommandId, services: ServicesDep, who: Technician
                   ) -> CommandCreated:
     """Send a failed or expired command again, as a new command naming the old one."""
     row = _get(services, device_id, command_id)

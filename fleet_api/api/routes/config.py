@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from fleet_api import twin
 from fleet_api.audit import record
 from fleet_api.db import devices, groups, tiers
-from fleet_api.deps import Operator, ServicesDep, Viewer
+from fleet_api.deps import DeviceId, Operator, ServicesDep, Viewer
 from fleet_api.publisher import publish_desired
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
@@ -93,13 +93,13 @@ def _twin_errors(exc: Exception) -> HTTPException:
 
 
 @router.get("/devices/{device_id}/config", response_model=TwinView)
-def get_config(device_id: str, services: ServicesDep, _who: Viewer) -> TwinView:
+def get_config(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> TwinView:
     with services.engine.connect() as conn:
         return view(conn, device_row(conn, device_id))
 
 
 @router.put("/devices/{device_id}/config", response_model=TwinView)
-def put_config(device_id: str, body: ConfigPut, services: ServicesDep, who: Operator
+def put_config(device_id: DeviceId, body: ConfigPut, services: ServicesDep, who: Operator
                ) -> TwinView:
     try:
         with services.engine.begin() as conn:
@@ -117,7 +117,7 @@ def put_config(device_id: str, body: ConfigPut, services: ServicesDep, who: Oper
 
 
 @router.put("/devices/{device_id}/tier", response_model=TwinView)
-def put_tier(device_id: str, body: TierPut, services: ServicesDep, who: Operator) -> TwinView:
+def put_tier(device_id: DeviceId, body: TierPut, services: ServicesDep, who: Operator) -> TwinView:
     """Write `tier` = {down_mbps, up_mbps, per_client_mbps} from the catalogue into the
     device's desired config and bump the version. `tier_applied_mbps` changes only when
     the box reports the tier applied."""
@@ -143,7 +143,7 @@ def put_tier(device_id: str, body: TierPut, services: ServicesDep, who: Operator
 
 
 @router.put("/devices/{device_id}/group", response_model=TwinView)
-def put_group(device_id: str, body: GroupPut, services: ServicesDep, who: Operator
+def put_group(device_id: DeviceId, body: GroupPut, services: ServicesDep, who: Operator
               ) -> TwinView:
     """Assign the device to a group (its template, thresholds and rollouts) or to none."""
     try:

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from fleet_api.accounts import mosquitto_hash, new_password
+from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
-from fleet_api.deps import ServicesDep, Technician, Viewer
+from fleet_api.deps import DeviceId, ServicesDep, Technician, Viewer
 from fleet_api.presence import ingest_alive, presence
 from simpul_wire.topics import valid_device_id
 
@@ -129,7 +130,7 @@ def list_devices(services: ServicesDep, _who: Viewer,
 
 
 @router.post("", status_code=201, response_model=DeviceRegistered)
-def register_device(body: DeviceCreate, services: ServicesDep, _who: Technician
+def register_device(body: DeviceCreate, services: ServicesDep, who: Technician
                     ) -> DeviceRegistered:
     password = new_password()
     now = utcnow()
@@ -140,6 +141,8 @@ def register_device(body: DeviceCreate, services: ServicesDep, _who: Technician
                 district=body.district, lat=body.lat, lon=body.lon, tags=body.tags,
                 password_hash=mosquitto_hash(password), created_at=now, state="unknown",
                 desired={}, desired_version=0, reported={}, rejected_count=0))
+            record(conn, who, "device.register", body.device_id,
+                   {"site": body.site, "kind": body.kind, "district": body.district})
     except IntegrityError as exc:
         raise HTTPException(409, f"device {body.device_id} is already registered") from exc
     if services.accounts is not None:
@@ -157,7 +160,7 @@ def register_device(body: DeviceCreate, services: ServicesDep, _who: Technician
 
 
 @router.get("/{device_id}", response_model=DevicePublic)
-def get_device(device_id: str, services: ServicesDep, _who: Viewer) -> DevicePublic:
+def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> DevicePublic:
     now = utcnow()
     with services.engine.connect() as conn:
         row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
@@ -168,7 +171,7 @@ def get_device(device_id: str, services: ServicesDep, _who: Viewer) -> DevicePub
 
 
 @router.get("/{device_id}/telemetry", response_model=TelemetryList)
-def get_telemetry(device_id: str, services: ServicesDep, _who: Viewer, response: Response,
+def get_telemetry(device_id: DeviceId, services: ServicesDep, _who: Viewer, response: Response,
                   since: Optional[datetime] = None, until: Optional[datetime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                   limit: int = Query(1000, ge=1, le=10000)) -> TelemetryList:

@@ -12,7 +12,7 @@ from fleet_api import rollout as ro
 from fleet_api import twin
 from fleet_api.audit import record
 from fleet_api.db import devices, groups, inserted_id, iso, rollouts, utcnow
-from fleet_api.deps import Operator, ServicesDep, Viewer
+from fleet_api.deps import GroupName, Operator, RowId, ServicesDep, Viewer
 from fleet_api.publisher import publish_desired
 
 router = APIRouter(prefix="/api/v1", tags=["groups"])
@@ -133,13 +133,13 @@ def list_groups(services: ServicesDep, _who: Viewer) -> List[GroupView]:
 
 
 @router.get("/groups/{name}", response_model=GroupView)
-def get_group(name: str, services: ServicesDep, _who: Viewer) -> GroupView:
+def get_group(name: GroupName, services: ServicesDep, _who: Viewer) -> GroupView:
     with services.engine.connect() as conn:
         return _view(conn, _group(conn, name))
 
 
 @router.put("/groups/{name}", response_model=GroupView)
-def put_group(name: str, body: GroupPutBody, services: ServicesDep, who: Operator
+def put_group(name: GroupName, body: GroupPutBody, services: ServicesDep, who: Operator
               ) -> GroupView:
     """Create or update a group. A changed template becomes a new revision; members move
     to it at once, or stage by stage when `rollout` is given."""
@@ -150,7 +150,7 @@ def put_group(name: str, body: GroupPutBody, services: ServicesDep, who: Operato
 
 
 @router.put("/groups/{name}/tier", response_model=GroupView)
-def put_group_tier(name: str, body: GroupTierBody, services: ServicesDep, who: Operator
+def put_group_tier(name: GroupName, body: GroupTierBody, services: ServicesDep, who: Operator
                    ) -> GroupView:
     """Assign a catalogue tier to every member through the group's template."""
     with services.engine.connect() as conn:
@@ -174,7 +174,7 @@ def list_rollouts(services: ServicesDep, _who: Viewer, group: Optional[str] = No
 
 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutView)
-def get_rollout(rollout_id: int, services: ServicesDep, _who: Viewer) -> RolloutView:
+def get_rollout(rollout_id: RowId, services: ServicesDep, _who: Viewer) -> RolloutView:
     with services.engine.connect() as conn:
         row = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id)).first()
     if row is None:

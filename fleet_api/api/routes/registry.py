@@ -15,7 +15,7 @@ from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
-from fleet_api.deps import Admin, ServicesDep, Technician, Viewer
+from fleet_api.deps import Admin, DeviceId, ServicesDep, Technician, Viewer
 from fleet_api.revoke import RevokeError, deregister
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -86,7 +86,7 @@ def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> B
 
 
 @router.delete("/{device_id}", status_code=204)
-def delete_device(device_id: str, services: ServicesDep, who: Admin) -> None:
+def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> None:
     """Deregister: the broker refuses the device from now on, and its live connection is
     dropped. Stored telemetry stays."""
     with services.engine.connect() as conn:
@@ -103,7 +103,7 @@ def delete_device(device_id: str, services: ServicesDep, who: Admin) -> None:
 
 
 @router.get("/{device_id}/rejects", response_model=RejectList)
-def list_rejects(device_id: str, services: ServicesDep, _who: Viewer,
+def list_rejects(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                  limit: int = Query(100, ge=1, le=1000)) -> RejectList:
     """Payloads of this device the ingest refused, newest first, with the reason."""
     with services.engine.connect() as conn:
@@ -120,7 +120,7 @@ def list_rejects(device_id: str, services: ServicesDep, _who: Viewer,
 
 @router.get("/{device_id}/telemetry.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
-def telemetry_csv(device_id: str, services: ServicesDep, _who: Viewer,
+def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                   since: Optional[datetime] = None, until: Optional[datetime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                   limit: int = Query(100000, ge=1, le=1000000)) -> StreamingResponse:

@@ -1,14 +1,14 @@
 """Claims of pre-registered devices (fleet_api/api/routes/claims.py).
 
 Revision ID: 0100
-Revises: 0003
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0100"
-down_revision = "0003"
+down_revision = "0004"
 
 
 def upgrade() -> None:
