@@ -5,8 +5,8 @@ Exactly once: a message is acknowledged to the broker only after its rows are co
 commit means the broker delivers it again. The unique key (device, stream, epoch, seq)
 is the second line of defence, for the redelivery after a commit whose acks were lost.
 
-The MQTT side is fleet_api.mqtt_wire (chunked reads, PUBACKs of a batch in one write);
-see docs/benchmarks/fleet.md for why not paho here.
+The MQTT side is paho-mqtt through fleet_api.mqtt_link (read a batch, commit, then ack);
+see docs/benchmarks/fleet.md for where the time goes.
 """
 
 import logging
@@ -24,8 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from fleet_api import metrics
 from fleet_api.api.routes.claims import answer_claim
 from fleet_api.db import devices, utcnow, workers
-from fleet_api.mqtt_wire import Client, MqttError
-from fleet_api.mqtt_wire import Message as WireMessage
+from fleet_api.mqtt_link import Client, MqttError
+from fleet_api.mqtt_link import Message as WireMessage
 from fleet_api.store import Batch, record_row, write_batch
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
