@@ -63,6 +63,9 @@ def box_readings(rng: random.Random, now: float) -> Dict[str, float]:
         "cpu_percent": round(max(0.5, 8 + 10 * sun + rng.gauss(0, 2)), 1),
         "soc_temp_c": round(45 + 15 * sun + rng.gauss(0, 0.5), 1),
         "disk_percent": 31.0,
+        # Use of the tier through the hotspot, as the tier_usage collector reports it.
+        "tier_down_mbps": round(max(0.0, 20 + 60 * sun + rng.gauss(0, 5)), 1),
+        "tier_up_mbps": round(max(0.0, 5 + 15 * sun + rng.gauss(0, 2)), 1),
     }
 
 

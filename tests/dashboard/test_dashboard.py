@@ -111,3 +111,13 @@ def test_an_alert_from_a_simulated_fault_appears_live(page, fleet: Fleet,  # typ
     page.screenshot(path=str(SHOTS / "alerts.png"))
     page.click("button[data-ack]")
     page.wait_for_selector("#alerts tbody tr:has-text('✓')", timeout=10000)
+
+
+def test_tiers_page_ranks_points_by_use(page, fleet: Fleet, sim_fleet: Process) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, fleet)
+    page.goto(f"{fleet.url}/tiers")
+    page.wait_for_selector("body[data-loaded='1']")
+    rows = page.locator("#report tbody tr")
+    assert rows.count() == 3
+    assert sorted(page.locator("#report tbody tr td:first-child").all_inner_texts()) == [
+        "ui-0001", "ui-0002", "ui-0003"]

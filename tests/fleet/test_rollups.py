@@ -97,8 +97,8 @@ def test_upgrade_report_ranks_points_by_p95_use(setup: Tuple[Engine, TestClient,
     for device_id, (district, tier, level) in plans.items():
         add_device(engine, device_id, district, tier)
         rows = [rec(device_id, "health", m, now - timedelta(minutes=200 - m),
-                    uplink_rx_mbps=level if m % 10 else level * 1.1,
-                    uplink_tx_mbps=level / 4) for m in range(200)]
+                    tier_down_mbps=level if m % 10 else level * 1.1,
+                    tier_up_mbps=level / 4) for m in range(200)]
         store(engine, rows, now - timedelta(minutes=1))
     rollups.run(engine, rollups.Retention(), now=now)
     report = client.get("/api/v1/reports/upgrade", headers={"Authorization": f"Bearer {token}"}

@@ -13,7 +13,7 @@ from fleet_api.deps import DeviceId, ServicesDep, Viewer
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
-RX, TX = "uplink_rx_mbps", "uplink_tx_mbps"
+RX, TX = "tier_down_mbps", "tier_up_mbps"  # from the tier_usage collector
 
 
 class Aggregate(BaseModel):
@@ -102,7 +102,7 @@ def upgrade_report(services: ServicesDep, _who: Viewer,
                    days: float = Query(7, gt=0, le=35),
                    district: Optional[str] = None) -> UpgradeReport:
     """Each point's p95 use of its tier over `days`, ranked, highest first: the 95th
-    percentile of the per-minute mean `uplink_rx_mbps` (health stream), over the tier's
+    percentile of the per-minute mean `tier_down_mbps` (health stream), over the tier's
     down rate. Districts are summarised below it."""
     now = utcnow()
     since = now - timedelta(days=days)

@@ -2,11 +2,12 @@
 "use strict";
 async function load() {
   let report = {data: []};
-  try { report = await api("/api/v1/tiers/report"); } catch (e) { /* no report yet */ }
+  try { report = await api("/api/v1/reports/upgrade?days=7"); } catch (e) { /* no report yet */ }
   document.querySelector("#report tbody").innerHTML = report.data.map(r =>
     `<tr><td><a href="/devices/${encodeURIComponent(r.device_id)}">${esc(r.device_id)}</a></td>` +
     `<td>${esc(r.district)}</td><td>${esc(r.tier_mbps)}</td>` +
-    `<td>${r.p95_ratio == null ? "–" : Math.round(r.p95_ratio * 100) + " %"}</td></tr>`).join("") ||
+    `<td>${r.p95_use == null ? "–" : Math.round(r.p95_use * 100) + " %"}` +
+    `${r.p95_rx_mbps == null ? "" : " (" + r.p95_rx_mbps.toFixed(1) + " Mbps)"}</td></tr>`).join("") ||
     `<tr><td colspan="4">${esc(T.no_data)}</td></tr>`;
   const groups = document.getElementById("ro-district");
   if (groups && !groups.options.length) {
