@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from agent.box import Box
+from agent.box import Box, WallClock
 from agent.config import AgentConfig
 from agent.control import builtin
 from agent.control.executor import Executor
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier, Twin
+from agent.outbox import Outbox
 from agent.reactor import Reactor
 
 # Exit code asking systemd (Restart=always) for a fresh start.
@@ -52,9 +53,13 @@ class Agent:
 
 def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
                 recent_log: Optional[builtin.RecentLog] = None,
-                tier_applier: Optional[TierApplier] = None) -> Agent:
+                tier_applier: Optional[TierApplier] = None, outbox: Optional[Outbox] = None,
+                ledger: Optional[Ledger] = None, clock: Optional[WallClock] = None) -> Agent:
+    """outbox, ledger and clock default to the box's own files and time.time; the fleet
+    simulator passes in-memory ones it keeps across a virtual reboot, and skewed clocks."""
     Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
-    box = Box(config, reactor, password, collectors=[])
+    box = Box(config, reactor, password, outbox=outbox, collectors=[],
+              **({"clock": clock} if clock is not None else {}))
     if tier_applier is None and config.control.tier_interface:
         from agent.control.tier import shaper_applier
 
@@ -76,7 +81,7 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
         "diagnostics": builtin.Builtin(
             builtin.diagnostics(recent, lambda: box.config.managed().config_hash()), True),
     }
-    ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
+    ledger = ledger or Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
     executor = Executor(box, ledger, builtins)
     if recent_log is None:
         logging.getLogger("simpul").addHandler(recent)
