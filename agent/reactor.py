@@ -17,6 +17,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 import paho.mqtt.client as mqtt
 
 MISC_INTERVAL_S = 1.0
+TIMER_BUDGET_S = 0.05
 log = logging.getLogger("simpul.reactor")
 
 
@@ -167,11 +168,16 @@ class Reactor:
         while self._soon:
             self._safely(self._soon.popleft())
         now = self.monotonic()
+        # A burst of due timers (thousands of boxes starting) must not starve the
+        # sockets: past the budget, the rest run after the next poll, which won't wait.
+        budget = now + TIMER_BUDGET_S
         while self._timers and self._timers[0][0] <= now:
             _, _, timer = heapq.heappop(self._timers)
             if timer.cancelled:
                 continue
             self._safely(timer.fn)
+            if self.monotonic() > budget:
+                break
 
     def _safely(self, fn: Callable[[], None]) -> None:
         try:

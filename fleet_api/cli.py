@@ -59,7 +59,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from fleet_api.broker import BrokerSetupError, exec_broker
 
     try:
-        exec_broker(args.data, args.port, args.fleet_port, args.bind)
+        exec_broker(args.data, args.port, args.fleet_port, args.bind, args.profile)
     except (BrokerSetupError, OSError) as exc:
         raise CliError(str(exc)) from exc
     return 0  # pragma: no cover - exec does not return
@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loopback listener for the fleet's services (default: port + 1)")
     p.add_argument("--data", required=True, help="broker data directory")
     p.add_argument("--bind", default="0.0.0.0", help="device listener address")
+    p.add_argument("--profile", choices=["default", "city"], default="default",
+                   help="city: broker_config/mosquitto.city.conf.in, tuned for 10,000+ "
+                        "connections, and a raised open-file limit")
     p.set_defaults(func=cmd_broker)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ the scenario's `seed`, so a run can be reproduced.
 See docs/simulator.md for every action and its fields.
 """
 
+import json
 import logging
 import os
 import random
@@ -238,10 +239,10 @@ def restart_broker(fleet: "Fleet", down_s: float) -> None:
     import signal
 
     pid = int((Path(data) / "mosquitto.pid").read_text().strip())
-    listen = [ln.split() for ln in (Path(data) / "mosquitto.conf").read_text().splitlines()
-              if ln.startswith("listener ")]
-    port, bind = listen[0][1], listen[0][2] if len(listen[0]) > 2 else "0.0.0.0"
-    fleet_port = listen[1][1]
+    info = json.loads((Path(data) / "broker.json").read_text())
+    args = ["--port", str(info["port"]), "--fleet-port", str(info["fleet_port"]),
+            "--data", data, "--bind", info.get("bind", "0.0.0.0"),
+            "--profile", info.get("profile", "default")]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
 
@@ -249,10 +250,9 @@ def restart_broker(fleet: "Fleet", down_s: float) -> None:
         if _alive(pid) and time.monotonic() < deadline:
             fleet.reactor.call_later(0.1, start_again)
             return
-        log.info("scenario: broker back on port %s", port)
+        log.info("scenario: broker back on port %s", info["port"])
         with open(Path(data) / "restarted.log", "ab") as out:
-            subprocess.Popen([sys.executable, "-m", "fleet_api.cli", "broker", "--port", port,
-                              "--fleet-port", fleet_port, "--data", data, "--bind", bind],
+            subprocess.Popen([sys.executable, "-m", "fleet_api.cli", "broker", *args],
                              stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     fleet.reactor.call_later(down_s, start_again)
