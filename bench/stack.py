@@ -98,11 +98,15 @@ class PgDatabase:
 class Stack:
     """Broker + N `serve` + M extra `ingest` workers on one database."""
 
-    def __init__(self, base: Path, db_url: str, profile: str = "default") -> None:
+    def __init__(self, base: Path, db_url: str, profile: str = "default",
+                 broker_args: Optional[List[str]] = None,
+                 serve_args: Optional[List[str]] = None) -> None:
         self.base = base
         self.db_url = db_url
         self.port, self.fleet_port = free_port(), free_port()
         self.profile = profile
+        self.broker_args = broker_args or []
+        self.serve_args = serve_args or []
         self.broker: Optional[Proc] = None
         self.serves: List[Proc] = []
         self.ingests: List[Proc] = []
@@ -116,7 +120,8 @@ class Stack:
     def start_broker(self) -> None:
         self.broker = Proc(["fleet_api.cli", "broker", "--port", str(self.port), "--fleet-port",
                             str(self.fleet_port), "--data", str(self.broker_data), "--bind",
-                            "127.0.0.1", "--profile", self.profile], self.base / "broker.log")
+                            "127.0.0.1", "--profile", self.profile, *self.broker_args],
+                           self.base / "broker.log")
         wait_for(lambda: port_open(self.port) and port_open(self.fleet_port), 20, "the broker")
 
     def create_token(self, role: str = "admin") -> str:
@@ -134,18 +139,24 @@ class Stack:
             self.serves.append(Proc(
                 ["fleet_api.cli", "serve", "--db", self.db_url, "--broker-data",
                  str(self.broker_data), "--port", str(port), "--heartbeat-timeout",
-                 str(heartbeat_timeout), "--ingest-client-id", f"simpul-ingest-serve-{k}"],
+                 str(heartbeat_timeout), "--ingest-client-id", f"simpul-ingest-serve-{k}",
+                 *self.serve_args],
                 self.base / f"serve-{k}.log"))
             self.api_ports.append(port)
             wait_for(lambda p=port: self._healthy(p), 60, f"serve {i + 1}")
 
     def start_ingest(self, n: int = 1) -> None:
         for _ in range(n):
-            k = len(self.ingests) + 1
-            self.ingests.append(Proc(
-                ["fleet_api.cli", "ingest", "--db", self.db_url, "--broker-data",
-                 str(self.broker_data), "--client-id", f"simpul-ingest-extra-{k}"],
-                self.base / f"ingest-{k}.log"))
+            self.ingests.append(self._ingest(len(self.ingests) + 1))
+
+    def _ingest(self, k: int) -> Proc:
+        return Proc(["fleet_api.cli", "ingest", "--db", self.db_url, "--broker-data",
+                     str(self.broker_data), "--client-id", f"simpul-ingest-extra-{k}"],
+                    self.base / f"ingest-{k}.log")
+
+    def restart_ingest(self, i: int) -> None:
+        """Start worker i again with its fixed client id (its persistent session)."""
+        self.ingests[i] = self._ingest(i + 1)
 
     @staticmethod
     def _healthy(port: int) -> bool:

@@ -135,13 +135,15 @@ def load_or_register(api: httpx.Client, specs: List[Dict[str, Any]],
 
 
 def box_config(reg: Registered, data_dir: Path, interval: float, seed: int,
-               health_interval: Optional[float] = None, keepalive: int = 60) -> AgentConfig:
+               health_interval: Optional[float] = None, keepalive: int = 60,
+               resend_after: float = 30.0) -> AgentConfig:
     rain_seed = DISTRICTS.index(reg.district) if reg.district in DISTRICTS else 0
     return AgentConfig.model_validate({
         "device": {"device_id": reg.device_id, "data_dir": str(data_dir / reg.device_id)},
         "broker": {"url": reg.url, "keepalive_s": keepalive},
         "publish": {"sample_interval_s": interval,
                     "health_interval_s": health_interval or interval * 3},
+        "outbox": {"resend_after_s": resend_after},
         "collectors": [{"type": "synthetic", "name": "sim", "shape": "city", "seed": seed,
                         "rain_seed": rain_seed},
                        {"type": "synthetic", "name": "board", "shape": "box", "seed": seed,
@@ -166,6 +168,7 @@ class FleetOptions:
     scenario: Optional[str] = None
     broker_data: Optional[str] = None
     keepalive: int = 60
+    resend_after: float = 30.0
 
 
 class Fleet:
@@ -184,7 +187,7 @@ class Fleet:
         self.boxes: List[VirtualBox] = []
         for n, reg in enumerate(regs, start=1):
             config = box_config(reg, root, opts.interval, opts.seed * 100003 + n,
-                                opts.health_interval, opts.keepalive)
+                                opts.health_interval, opts.keepalive, opts.resend_after)
             self.boxes.append(VirtualBox(config, self.reactor, reg.password, recent,
                                          simulated_tier, in_memory=opts.in_memory))
         self.district = {reg.device_id: reg.district for reg in regs}

@@ -23,6 +23,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--ramp", type=float, default=500.0,
                    help="boxes started per second (jittered), so the broker is not stormed")
     p.add_argument("--keepalive", type=int, default=60, help="MQTT keepalive of each box")
+    p.add_argument("--resend-after", type=float, default=30.0,
+                   help="outbox: send a record again when the fleet has not confirmed it "
+                        "after S seconds (doubling)")
     p.add_argument("--files", action="store_true",
                    help="outboxes and ledgers as SQLite files under --data-dir, as on a box "
                         "(default: in memory, for city scale)")
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration, prefix=args.prefix, data_dir=args.data_dir, seed=args.seed,
         ramp_per_s=args.ramp, in_memory=not args.files, credentials=args.credentials,
         drain_s=args.drain, report=args.report, scenario=args.scenario,
-        broker_data=args.broker_data, keepalive=args.keepalive)
+        broker_data=args.broker_data, keepalive=args.keepalive,
+        resend_after=args.resend_after)
     try:
         summary = run_fleet(args.fleet, args.token, opts)
     except SimError as exc:
