@@ -90,7 +90,7 @@ def main() -> int:
         for p in procs.values():
             p.cpu_percent(None)
         t0 = time.monotonic()
-        device_ids = [f"city-{n:05d}" for n in range(1, min(args.devices, 100) + 1)]
+        device_ids = [f"city-{n:04d}" for n in range(1, min(args.devices, 100) + 1)]
         with httpx.Client(base_url=stack.url(), timeout=30,
                           headers={"Authorization": f"Bearer {stack.token}"}) as api:
             while sim.p.poll() is None:

@@ -81,7 +81,10 @@ def mqtt_round_trips(port: int, password: str, runs: int) -> List[float]:
         return c
 
     responder, requester = client("resp"), client("req")
-    responder.on_message = lambda c, _u, m: c.publish("simpul/v1/bench/res", m.payload, qos=1)
+    def echo(c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
+        c.publish("simpul/v1/bench/res", m.payload, qos=1)
+
+    responder.on_message = echo
     requester.on_message = lambda _c, _u, _m: got.set()
     responder.subscribe("simpul/v1/bench/req", qos=1)
     requester.subscribe("simpul/v1/bench/res", qos=1)

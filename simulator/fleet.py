@@ -77,7 +77,7 @@ def device_specs(prefix: str, count: int, rng: random.Random) -> List[Dict[str, 
     specs = []
     for n in range(1, count + 1):
         district = DISTRICTS[rng.randrange(len(DISTRICTS))]
-        specs.append({"device_id": f"{prefix}-{n:05d}", "site": f"Titik {prefix}-{n:05d}",
+        specs.append({"device_id": f"{prefix}-{n:04d}", "site": f"Titik {prefix}-{n:04d}",
                       "kind": KINDS[rng.randrange(len(KINDS))], "district": district,
                       "lat": round(-6.2 + rng.uniform(-0.05, 0.05), 5),
                       "lon": round(106.8 + rng.uniform(-0.05, 0.05), 5), "tags": ["simulated"]})
