@@ -53,7 +53,7 @@ def _mosquitto_uid() -> int:
 
 
 PROFILES = {"default": "mosquitto.conf.in", "city": "mosquitto.city.conf.in"}
-CITY_MAX_CONNECTIONS = 20000
+CITY_MAX_CONNECTIONS = 16384
 
 
 def raise_nofile(wanted: int) -> int:
