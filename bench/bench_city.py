@@ -119,6 +119,7 @@ def main() -> int:
         check = seq_check(db.url, load_report(report))
         summary = load_report(report)
         pending = summary["pending"]
+        ran = sum(1 for b in summary["boxes"].values() if b["next_seq"])
     finally:
         stack.stop()
         db.close()
@@ -126,6 +127,7 @@ def main() -> int:
     lags = [r["lag_p99_s"] for r in warm if r.get("lag_p99_s") is not None]
     result = {"devices": args.devices, "interval_s": args.interval, "duration_s": args.duration,
               "series": series, "seq_check": check, "pending_after_drain": pending,
+              "boxes_ran": ran,
               "api_p95_ms": round(pctl(api_ms, 0.95), 1),
               "lag_p99_s_median": round(statistics.median(lags), 2) if lags else None,
               "lag_p99_s_max": round(max(lags), 2) if lags else None}
@@ -147,6 +149,9 @@ def print_markdown(result: Dict[str, Any], args: argparse.Namespace,
     print(f"`PYTHONPATH=. python bench/bench_city.py --devices {args.devices} --interval "
           f"{args.interval:g} --duration {args.duration:g}` ({platform.node()})\n")
     print("| figure | value |\n|---|---|")
+    print(f"| boxes that ran (numbered records) of {args.devices} | {result['boxes_ran']} |")
+    peak = max((r["connected"] for r in result["series"]), default=0)
+    print(f"| most boxes connected at once | {peak} |")
     print(f"| records expected (by seq) | {c['expected']} |")
     print(f"| stored once | {c['stored']} |")
     print(f"| missing / duplicated | {c['missing']} / {c['duplicates']} |")

@@ -191,6 +191,7 @@ class Fleet:
             self.boxes.append(VirtualBox(config, self.reactor, reg.password, recent,
                                          simulated_tier, in_memory=opts.in_memory))
         self.district = {reg.device_id: reg.district for reg in regs}
+        self.draining = False
 
     def start_ramp(self) -> float:
         """Start the boxes about `ramp_per_s` a second in a shuffled order, in small jittered
@@ -204,6 +205,10 @@ class Fleet:
         state = {"i": 0, "due": self.reactor.monotonic()}
 
         def step() -> None:
+            if self.draining:
+                log.info("ramp stopped for the drain: %d of %d boxes started", state["i"],
+                         len(order))
+                return
             late = self.reactor.monotonic() - state["due"]
             n = per_tick if late < 0.5 else max(1, per_tick // 4)
             i = int(state["i"])
@@ -227,7 +232,10 @@ class Fleet:
         return [b for b in self.boxes if self.district[b.device_id] == district]
 
     def stop_sampling(self) -> None:
+        """For the drain: no box samples from now on, also one that starts or reboots."""
+        self.draining = True
         for box in self.boxes:
+            box.sampling = False
             if box.agent is not None:
                 box.agent.box.stop_schedule()
 

@@ -94,6 +94,7 @@ class VirtualBox:
             self.ledger = Ledger(str(data / "ledger.sqlite"))
         self.agent: Optional[Agent] = None
         self.running = False
+        self.sampling = True  # False while the fleet drains: links only
         self.reboots = 0
         self.link_cuts = 0
         self.fault: Optional[str] = None
@@ -111,6 +112,8 @@ class VirtualBox:
     def start(self) -> None:
         agent = self.agent or self.build()
         agent.box.start()
+        if not self.sampling:
+            agent.box.stop_schedule()
         self.running = True
 
     def stop(self) -> None:
