@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.reactor import no_delay
 from bench.stack import PgDatabase, Stack, env, scratch, wait_for
 
 
@@ -68,14 +69,18 @@ def fleet_round_trips(api: httpx.Client, device_id: str, runs: int, port: int) -
     return out
 
 
-def mqtt_round_trips(port: int, password: str, runs: int) -> List[float]:
-    """Requester -> broker -> responder -> broker -> requester, QoS 1 each way."""
+def mqtt_round_trips(port: int, password: str, runs: int, nodelay: bool) -> List[float]:
+    """Requester -> broker -> responder -> broker -> requester, QoS 1 each way; with
+    paho's default sockets (Nagle on) or TCP_NODELAY, as the agent and fleet now set."""
     got = threading.Event()
 
     def client(name: str) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{name}-{os.getpid()}",
+        c = mqtt.Client(CallbackAPIVersion.VERSION2,
+                        client_id=f"bench-{name}-{nodelay}-{os.getpid()}",
                         protocol=mqtt.MQTTv5)
         c.username_pw_set("simpul-fleet", password)
+        if nodelay:
+            c.on_socket_open = lambda _c, _u, sock: no_delay(sock)
         c.connect("127.0.0.1", port)
         c.loop_start()
         return c
@@ -130,7 +135,8 @@ def main() -> int:
             fleet_round_trips(api, "cmd-bench", 3, stack.port)  # warm-up
             fleet = fleet_round_trips(api, "cmd-bench", runs, stack.port)
         password = (stack.broker_data / "fleet.password").read_text().strip()
-        raw = mqtt_round_trips(stack.fleet_port, password, runs)
+        raw = mqtt_round_trips(stack.fleet_port, password, runs, nodelay=True)
+        nagle = mqtt_round_trips(stack.fleet_port, password, runs, nodelay=False)
     finally:
         if agent is not None:
             agent.terminate()
@@ -144,7 +150,8 @@ def main() -> int:
     print("| path | median ms | p95 ms | max ms |\n|---|---|---|---|")
     for name, vals in (("fleet API POST `ping` (TCP probe) -> box -> result stored "
                         "(GET polled every 2 ms)", fleet),
-                       ("raw MQTT request/response, QoS 1, same broker", raw)):
+                       ("raw MQTT request/response, QoS 1, same broker, TCP_NODELAY", raw),
+                       ("the same with paho's default sockets (Nagle on)", nagle)):
         print(f"| {name} | {statistics.median(vals):.1f} | {pctl(vals, 0.95):.1f} | "
               f"{max(vals):.1f} |")
     p95 = pctl(fleet, 0.95)

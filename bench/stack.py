@@ -2,9 +2,11 @@
 database of our own on the running server, Mosquitto from broker_config/, `simpul-fleet
 serve` and `ingest`, `simpul-sim fleet`; and the loss check by seq numbers."""
 
+import atexit
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,8 +47,11 @@ def port_open(port: int) -> bool:
 
 
 def scratch(prefix: str) -> Path:
+    """A temp dir removed at exit (unless SIMPUL_KEEP is set)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)  # Mosquitto runs as its own user and must reach its data dir
+    if not os.environ.get("SIMPUL_KEEP"):
+        atexit.register(shutil.rmtree, path, True)
     return path
 
 

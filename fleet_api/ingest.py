@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from agent.reactor import no_delay
 from fleet_api import metrics
 from fleet_api.db import devices, utcnow, workers
 from fleet_api.store import Batch, known_devices, record_row, write_batch
@@ -77,6 +78,7 @@ class Ingest:
         self._attempt = 0
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
+        self.client.on_socket_open = lambda _c, _u, sock: no_delay(sock)
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

@@ -17,6 +17,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -305,5 +306,7 @@ def run_fleet(fleet_url: str, token: str, opts: FleetOptions) -> Dict[str, Any]:
     finally:
         fleet.close()
         fleet.reactor.run(timeout=0.5)  # let the DISCONNECTs out
+        if opts.data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)  # ours: a temp dir of 10,000 box dirs
     return {"boxes": len(fleet.boxes), "connected": summary["connected"],
             "pending": summary["pending"]}
