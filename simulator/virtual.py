@@ -212,8 +212,12 @@ class VirtualBox:
     # -- figures ----------------------------------------------------------------------
     def report(self) -> Dict[str, Any]:
         link = self.agent.box.link if self.agent is not None else None
+        box = self.agent.box if self.agent is not None else None
         return {"epoch": self.outbox.epoch, "next_seq": self.outbox.next_seqs(),
                 "depth": self.outbox.depth(), "dropped": self.outbox.counter("dropped"),
+                "unconfirmed": self.outbox.unconfirmed(),
+                # Batches waiting for a PUBACK (diagnostics: they are not resent meanwhile).
+                "in_flight": len(box._in_flight) if box is not None else 0,
                 "connected": bool(link and link.connected), "reboots": self.reboots,
                 "link_cuts": self.link_cuts,
                 "reconnects": self.extra_reconnects + (link.reconnects if link else 0)}

@@ -83,8 +83,11 @@ def test_records_cross_a_cut_bridge_once_and_acks_come_back(city_dir: Path) -> N
         assert sim.p.wait(300) == 0, (city_dir / "sim.log").read_text()[-2000:]
         result = load_report(report)
         check = seq_check(db_url, result)
+        stuck = {k: (b["depth"], b["unconfirmed"], b["in_flight"])
+                 for k, b in result["boxes"].items() if b["depth"]}
         assert result["pending"] == 0, (f"{result['pending']} records unconfirmed: acks did "
-                                        f"not come back over the bridge; {check}")
+                                        f"not come back over the bridge; {check}; (depth, "
+                                        f"sent-unconfirmed, batches in flight): {stuck}")
         assert check["missing"] == 0 and check["duplicates"] == 0, check
         assert check["expected"] >= BOXES * 30, check
         # Records made during the cut crossed the bridge after it healed.
