@@ -186,6 +186,13 @@ class Stack:
             p.stop()
         if self.broker is not None:
             self.broker.stop()
+        # A scenario's broker_restart starts a broker of its own (DIR/mosquitto.pid).
+        try:
+            pid = int((self.broker_data / "mosquitto.pid").read_text())
+            if self.broker is None or pid != self.broker.pid:
+                os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
 
 
 def seq_check(db_url: str, report: Dict[str, Any]) -> Dict[str, int]:
