@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from agent import credentials
-from agent.box import Box
+from agent.box import Box, WallClock
 from agent.config import AgentConfig
 from agent.control import builtin
 from agent.control.executor import Executor
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier, Twin
+from agent.outbox import Outbox
 from agent.reactor import Reactor
 from agent.update import trial
 from agent.update.command import update_command
@@ -56,9 +57,13 @@ class Agent:
 def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
                 recent_log: Optional[builtin.RecentLog] = None,
                 tier_applier: Optional[TierApplier] = None,
-                config_path: Optional[str] = None) -> Agent:
+                config_path: Optional[str] = None, outbox: Optional[Outbox] = None,
+                ledger: Optional[Ledger] = None, clock: Optional[WallClock] = None) -> Agent:
+    """outbox, ledger and clock default to the box's own files and time.time; the fleet
+    simulator passes in-memory ones it keeps across a virtual reboot, and skewed clocks."""
     Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
-    box = Box(config, reactor, password, collectors=[])
+    box = Box(config, reactor, password, outbox=outbox, collectors=[],
+              **({"clock": clock} if clock is not None else {}))
     if tier_applier is None and config.control.tier_interface:
         from agent.control.tier import shaper_applier
 
@@ -82,7 +87,7 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
     }
     if config_path is not None:  # updates need the file the new version re-reads
         builtins["update"] = builtin.Builtin(update_command(config, config_path), True)
-    ledger = Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
+    ledger = ledger or Ledger(str(Path(config.device.data_dir) / "ledger.sqlite"))
     executor = Executor(box, ledger, builtins)
     if recent_log is None:
         logging.getLogger("simpul").addHandler(recent)

@@ -396,6 +396,10 @@ class Outbox:
         row = self._db.execute("SELECT MIN(created) FROM records").fetchone()
         return None if row[0] is None else max(0.0, self._clock() - float(row[0]))
 
+    def next_seqs(self) -> Dict[str, int]:
+        """The next seq of each stream: every seq below it was assigned (for loss checks)."""
+        return {str(r[0]): int(r[1]) for r in self._db.execute("SELECT stream, next_seq FROM seqs")}
+
     @property
     def bytes(self) -> int:
         return self._bytes

@@ -18,6 +18,8 @@ from typing import Callable, Iterable, List, Optional, Tuple
 log = logging.getLogger("simpul.accounts")
 
 FLEET_USER = "simpul-fleet"
+# District brokers bridge in with this account, when the city broker accepts bridges.
+BRIDGE_USER = "simpul-bridge"
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes for $7$
 RELOAD_DEBOUNCE_S = 0.25
 
@@ -71,6 +73,16 @@ def write_private(path: Path, text: str, for_broker: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def service_lines(data: Path) -> List[str]:
+    """The password-file lines of the fleet's own account and, when this broker accepts
+    district bridges (DIR/bridge.hash exists), of the bridge account."""
+    lines = [f"{FLEET_USER}:{(data / 'fleet.hash').read_text().strip()}"]
+    bridge = data / "bridge.hash"
+    if bridge.exists():
+        lines.append(f"{BRIDGE_USER}:{bridge.read_text().strip()}")
+    return lines
+
+
 class BrokerAccounts:
     """Rebuilds DIR/passwd from (username, hash) pairs and reloads the broker."""
 
@@ -86,7 +98,7 @@ class BrokerAccounts:
 
     def write(self, accounts: Iterable[Tuple[str, str]]) -> None:
         """Write the password file: the fleet account plus every given device."""
-        lines = [f"{FLEET_USER}:{self.fleet_hash()}"]
+        lines = service_lines(self.dir)
         lines += [f"{user}:{pw_hash}" for user, pw_hash in accounts]
         with open(self.dir / "passwd.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -7,12 +7,21 @@ pid in DIR/mosquitto.pid is the broker's own and SIGHUP reloads its accounts.
 
 import json
 import os
+import re
 import shutil
 import stat
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
-from fleet_api.accounts import FLEET_USER, mosquitto_hash, new_password, write_private
+from fleet_api.accounts import (
+    BRIDGE_USER,
+    FLEET_USER,
+    mosquitto_hash,
+    new_password,
+    service_lines,
+    write_private,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "broker_config"
 
@@ -43,44 +52,96 @@ def _mosquitto_uid() -> int:
         return -1
 
 
+PROFILES = {"default": "mosquitto.conf.in", "city": "mosquitto.city.conf.in"}
+CITY_MAX_CONNECTIONS = 16384
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's open-file limit (the hard one too when root) towards
+    `wanted`; Mosquitto inherits it across exec. Returns the soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard)))
+        return wanted
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+
+
+def _bridge_section(data: Path, address: str, name: str) -> str:
+    """The district side of a bridge: broker_config/bridge.conf.in with the city's bridge
+    password, which the operator copies from the city's DIR/bridge.password."""
+    secret = data / "bridge.password"
+    if not secret.exists():
+        raise BrokerSetupError(f"{secret} is missing: copy bridge.password from the city "
+                               "broker's data dir (started with --accept-bridges)")
+    if not re.fullmatch(r"[a-z0-9-]{1,40}", name):
+        raise BrokerSetupError("--bridge-name: 1-40 characters of a-z, 0-9 and '-'")
+    return (CONFIG_DIR / "bridge.conf.in").read_text().format(
+        name=name, address=address, password=secret.read_text().strip())
+
+
 def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
-            extra: str = "") -> Path:
-    """Create or refresh DIR; return the rendered config's path."""
+            extra: str = "", profile: str = "default", accept_bridges: bool = False,
+            bridge: Optional[Tuple[str, str]] = None) -> Path:
+    """Create or refresh DIR; return the rendered config's path.
+
+    accept_bridges: the city side; makes the `simpul-bridge` account (DIR/bridge.password)
+    that district brokers log in with. bridge=(HOST:PORT, NAME): the district side."""
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     _check_reachable_by_broker(data.parent)
     if os.getuid() == 0:
         os.chown(data, _mosquitto_uid(), -1)
         data.chmod(0o750)
-    template = (CONFIG_DIR / "mosquitto.conf.in").read_text()
-    conf = template.format(data=data, port=port, fleet_port=fleet_port, bind=bind, extra=extra)
-    (data / "mosquitto.conf").write_text(conf)
+    template = (CONFIG_DIR / PROFILES[profile]).read_text()
+    if bridge is not None:
+        extra = _bridge_section(data, *bridge) + extra
+    conf = template.format(data=data, port=port, fleet_port=fleet_port, bind=bind, extra=extra,
+                           max_connections=CITY_MAX_CONNECTIONS)
+    write_private(data / "mosquitto.conf", conf)  # a bridge's password may be in it
     write_private(data / "acl", (CONFIG_DIR / "acl").read_text())
     secret = data / "fleet.password"
     if not secret.exists():
         password = new_password()
         write_private(secret, password + "\n", for_broker=False)
         write_private(data / "fleet.hash", mosquitto_hash(password) + "\n", for_broker=False)
-    fleet_line = f"{FLEET_USER}:{(data / 'fleet.hash').read_text().strip()}"
+    if accept_bridges and not (data / "bridge.hash").exists():
+        password = new_password()
+        write_private(data / "bridge.password", password + "\n", for_broker=False)
+        write_private(data / "bridge.hash", mosquitto_hash(password) + "\n", for_broker=False)
+    service = service_lines(data)
     passwd = data / "passwd"
     if passwd.exists():
         lines = [ln for ln in passwd.read_text().splitlines()
-                 if ln and not ln.startswith(f"{FLEET_USER}:")]
+                 if ln and not ln.startswith((f"{FLEET_USER}:", f"{BRIDGE_USER}:"))]
     else:
         lines = []
-    write_private(passwd, "\n".join([fleet_line, *lines]) + "\n")
+    write_private(passwd, "\n".join([*service, *lines]) + "\n")
     info = {"device_url": f"mqtt://127.0.0.1:{port}", "fleet_url": f"mqtt://127.0.0.1:{fleet_port}",
-            "port": port, "fleet_port": fleet_port}
+            "port": port, "fleet_port": fleet_port, "bind": bind, "profile": profile}
     (data / "broker.json").write_text(json.dumps(info, indent=2) + "\n")
     return data / "mosquitto.conf"
 
 
 def exec_broker(data_dir: str, port: int, fleet_port: Optional[int] = None,
-                bind: str = "0.0.0.0") -> None:
+                bind: str = "0.0.0.0", profile: str = "default", accept_bridges: bool = False,
+                bridge: Optional[Tuple[str, str]] = None) -> None:
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     if mosquitto is None:
         raise BrokerSetupError("mosquitto is not installed: apt-get install mosquitto")
-    conf = prepare(data_dir, port, fleet_port or port + 1, bind)
+    conf = prepare(data_dir, port, fleet_port or port + 1, bind, profile=profile,
+                   accept_bridges=accept_bridges, bridge=bridge)
+    if profile == "city":
+        got = raise_nofile(CITY_MAX_CONNECTIONS + 1024)
+        if got < CITY_MAX_CONNECTIONS + 64:
+            print(f"simpul-fleet broker: open-file limit {got}: fewer connections than "
+                  f"{CITY_MAX_CONNECTIONS} will fit (run as root or raise `ulimit -n`)",
+                  file=sys.stderr)
     (conf.parent / "mosquitto.pid").write_text(f"{os.getpid()}\n")
     os.execv(mosquitto, [mosquitto, "-c", str(conf)])

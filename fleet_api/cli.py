@@ -59,7 +59,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from fleet_api.broker import BrokerSetupError, exec_broker
 
     try:
-        exec_broker(args.data, args.port, args.fleet_port, args.bind)
+        bridge = (args.bridge, args.bridge_name) if args.bridge else None
+        if bridge and not args.bridge_name:
+            raise CliError("--bridge needs --bridge-name (the district's name, e.g. kota-barat)")
+        exec_broker(args.data, args.port, args.fleet_port, args.bind, args.profile,
+                    args.accept_bridges, bridge)
     except (BrokerSetupError, OSError) as exc:
         raise CliError(str(exc)) from exc
     return 0  # pragma: no cover - exec does not return
@@ -149,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loopback listener for the fleet's services (default: port + 1)")
     p.add_argument("--data", required=True, help="broker data directory")
     p.add_argument("--bind", default="0.0.0.0", help="device listener address")
+    p.add_argument("--profile", choices=["default", "city"], default="default",
+                   help="city: broker_config/mosquitto.city.conf.in, tuned for 10,000+ "
+                        "connections, and a raised open-file limit")
+    p.add_argument("--accept-bridges", action="store_true",
+                   help="city side: create the simpul-bridge account (DIR/bridge.password) "
+                        "that district brokers bridge in with")
+    p.add_argument("--bridge", default=None, metavar="HOST:PORT",
+                   help="district side: bridge to the city broker's device listener "
+                        "(DIR/bridge.password copied from the city's data dir)")
+    p.add_argument("--bridge-name", default=None, help="this district's name, e.g. kota-barat")
     p.set_defaults(func=cmd_broker)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from agent.reactor import no_delay
+
 
 class MqttError(Exception):
     """The broker refused us, or the connection went away."""
@@ -34,6 +36,7 @@ class Client:
                               protocol=mqtt.MQTTv5, manual_ack=True)
         self._c.username_pw_set(username, password)
         self._c.max_inflight_messages_set(1000)
+        self._c.on_socket_open = lambda _c, _u, sock: no_delay(sock)
         self._inbox: List[Message] = []
         self._connack: Optional[ReasonCode] = None
         self.session_present = False

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from agent.reactor import no_delay
 from fleet_api.db import devices
 from simpul_wire.models import DesiredConfig, encode
 from simpul_wire.topics import topic
@@ -31,6 +32,7 @@ class Publisher:
         client_id = f"simpul-api-{os.getpid()}-{secrets.token_hex(3)}"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
+        self.client.on_socket_open = lambda _c, _u, sock: no_delay(sock)
         self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: (
             self.connected.set() if not rc.is_failure else None)
