@@ -14,9 +14,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -166,12 +168,16 @@ class Fleet:
         return self
 
     def _healthy(self) -> bool:
+        import httpx  # imported here: the bullseye python3.9 run has no fleet side
+
         try:
             return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
-    def api(self, token: Optional[str] = None) -> httpx.Client:
+    def api(self, token: Optional[str] = None) -> "httpx.Client":
+        import httpx
+
         return httpx.Client(base_url=self.url, timeout=15,
                             headers={"Authorization": f"Bearer {token or self.token}"})
 

@@ -36,7 +36,7 @@ class Bundles:
         src.mkdir()
         for name in ("pyproject.toml", "README.md"):
             shutil.copy(ROOT / name, src / name)
-        for pkg in ("agent", "simpul_wire"):
+        for pkg in ("agent", "firmware_bridge", "simpul_wire"):
             shutil.copytree(ROOT / pkg, src / pkg,
                             ignore=shutil.ignore_patterns("__pycache__"))
         patches = [("pyproject.toml", 'version = "0.1.0"', f'version = "{version}"'),
