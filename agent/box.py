@@ -77,6 +77,7 @@ class Box:
         self._in_flight: Dict[int, List[int]] = {}
         self._timers: List[Timer] = []
         self._hold_until = 0.0
+        self._resender: Optional[Timer] = None
         self._tokens = float(config.publish.replay_records_per_s)
         self._refilled = reactor.monotonic()
         self._paced: Optional[Timer] = None
@@ -105,6 +106,10 @@ class Box:
     def start(self) -> None:
         start_collectors(self.collectors)
         self.start_schedule()
+        # Sending is not only driven by new samples: records waiting for the fleet's
+        # confirmation must be resent on time even when nothing new is sampled.
+        self._resender = self.reactor.call_every(
+            max(1.0, self.config.outbox.resend_after_s / 2), self.pump)
         if self.claim:
             self.claim.start()
         self.link.start()
@@ -137,6 +142,9 @@ class Box:
         return old
 
     def stop(self) -> None:
+        if self._resender is not None:
+            self._resender.cancel()
+            self._resender = None
         self.stop_schedule()
         if self.claim:
             self.claim.stop()
