@@ -22,6 +22,7 @@ FLEET_USER = "simpul-fleet"
 BRIDGE_USER = "simpul-bridge"
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes for $7$
 RELOAD_DEBOUNCE_S = 0.25
+ACL_TEMPLATE = Path(__file__).resolve().parent.parent / "broker_config" / "acl"
 
 
 def new_password() -> str:
@@ -83,6 +84,15 @@ def service_lines(data: Path) -> List[str]:
     return lines
 
 
+def acl_text(denied: Iterable[str]) -> str:
+    """Deny entries are checked before every pattern, so a denied user gets nothing."""
+    blocks = [f"user {user}\ntopic deny #\ntopic deny $SYS/#\n" for user in denied]
+    text = ACL_TEMPLATE.read_text()
+    if blocks:
+        text += "\n# Revoked certificate identities (deregistered devices).\n" + "".join(blocks)
+    return text
+
+
 class BrokerAccounts:
     """Rebuilds DIR/passwd from (username, hash) pairs and reloads the broker."""
 
@@ -96,13 +106,19 @@ class BrokerAccounts:
     def fleet_hash(self) -> str:
         return (self.dir / "fleet.hash").read_text().strip()
 
-    def write(self, accounts: Iterable[Tuple[str, str]]) -> None:
-        """Write the password file: the fleet account plus every given device."""
+    def write(self, accounts: Iterable[Tuple[str, str]],
+              denied: Optional[Iterable[str]] = None) -> None:
+        """Write the password file (the fleet account plus every given device) and, when
+        `denied` is given, the ACL: broker_config/acl plus a deny-everything block for each
+        revoked certificate identity. A certificate login skips the password file; the CRL
+        refuses a revoked certificate, and this deny is the second lock."""
         lines = service_lines(self.dir)
         lines += [f"{user}:{pw_hash}" for user, pw_hash in accounts]
         with open(self.dir / "passwd.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             write_private(self.dir / "passwd", "\n".join(lines) + "\n")
+            if denied is not None:
+                write_private(self.dir / "acl", acl_text(denied))
 
     def broker_pid(self) -> Optional[int]:
         try:
@@ -129,9 +145,11 @@ class AccountSync:
     one file write and one SIGHUP; `request()` returns a ticket `wait()` blocks on."""
 
     def __init__(self, accounts: BrokerAccounts,
-                 load: Callable[[], List[Tuple[str, str]]]) -> None:
+                 load: Callable[[], List[Tuple[str, str]]],
+                 load_denied: Optional[Callable[[], List[str]]] = None) -> None:
         self.accounts = accounts
         self._load = load
+        self._load_denied = load_denied
         self._cond = threading.Condition()
         self._requested = 0
         self._applied = 0
@@ -165,7 +183,8 @@ class AccountSync:
             with self._cond:
                 target = self._requested
             try:
-                self.accounts.write(self._load())
+                denied = self._load_denied() if self._load_denied else None
+                self.accounts.write(self._load(), denied)
                 self.accounts.reload_now()
             except Exception:  # the sync thread must outlive a bad write; it retries
                 log.exception("broker account sync failed; retrying")

@@ -12,16 +12,18 @@ import shutil
 import stat
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 from fleet_api.accounts import (
     BRIDGE_USER,
     FLEET_USER,
+    acl_text,
     mosquitto_hash,
     new_password,
     service_lines,
     write_private,
 )
+from fleet_api.pki import FleetCA
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "broker_config"
 
@@ -87,11 +89,14 @@ def _bridge_section(data: Path, address: str, name: str) -> str:
 
 def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
             extra: str = "", profile: str = "default", accept_bridges: bool = False,
-            bridge: Optional[Tuple[str, str]] = None) -> Path:
+            bridge: Optional[Tuple[str, str]] = None, tls_port: Optional[int] = None,
+            tls_names: Sequence[str] = ()) -> Path:
     """Create or refresh DIR; return the rendered config's path.
 
     accept_bridges: the city side; makes the `simpul-bridge` account (DIR/bridge.password)
-    that district brokers log in with. bridge=(HOST:PORT, NAME): the district side."""
+    that district brokers log in with. bridge=(HOST:PORT, NAME): the district side.
+    tls_port: also a TLS listener for devices with certificates from the fleet's CA
+    (created in DIR/tls on first use; tls_names go into the broker's certificate)."""
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     _check_reachable_by_broker(data.parent)
@@ -101,10 +106,15 @@ def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
     template = (CONFIG_DIR / PROFILES[profile]).read_text()
     if bridge is not None:
         extra = _bridge_section(data, *bridge) + extra
+    if tls_port is not None:
+        ca = FleetCA(str(data))
+        ca.ensure(tls_names)
+        extra += (CONFIG_DIR / "tls_listener.conf.in").read_text().format(
+            tls_port=tls_port, bind=bind, tls=ca.dir)
     conf = template.format(data=data, port=port, fleet_port=fleet_port, bind=bind, extra=extra,
                            max_connections=CITY_MAX_CONNECTIONS)
     write_private(data / "mosquitto.conf", conf)  # a bridge's password may be in it
-    write_private(data / "acl", (CONFIG_DIR / "acl").read_text())
+    write_private(data / "acl", acl_text(()))  # the fleet's sync adds revoked identities
     secret = data / "fleet.password"
     if not secret.exists():
         password = new_password()
@@ -124,19 +134,23 @@ def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
     write_private(passwd, "\n".join([*service, *lines]) + "\n")
     info = {"device_url": f"mqtt://127.0.0.1:{port}", "fleet_url": f"mqtt://127.0.0.1:{fleet_port}",
             "port": port, "fleet_port": fleet_port, "bind": bind, "profile": profile}
+    if tls_port is not None:
+        info.update(tls_url=f"mqtts://127.0.0.1:{tls_port}", tls_port=tls_port)
     (data / "broker.json").write_text(json.dumps(info, indent=2) + "\n")
     return data / "mosquitto.conf"
 
 
 def exec_broker(data_dir: str, port: int, fleet_port: Optional[int] = None,
                 bind: str = "0.0.0.0", profile: str = "default", accept_bridges: bool = False,
-                bridge: Optional[Tuple[str, str]] = None) -> None:
+                bridge: Optional[Tuple[str, str]] = None, tls_port: Optional[int] = None,
+                tls_names: Sequence[str] = ()) -> None:
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     if mosquitto is None:
         raise BrokerSetupError("mosquitto is not installed: apt-get install mosquitto")
     conf = prepare(data_dir, port, fleet_port or port + 1, bind, profile=profile,
-                   accept_bridges=accept_bridges, bridge=bridge)
+                   accept_bridges=accept_bridges, bridge=bridge, tls_port=tls_port,
+                   tls_names=tls_names)
     if profile == "city":
         got = raise_nofile(CITY_MAX_CONNECTIONS + 1024)
         if got < CITY_MAX_CONNECTIONS + 64:

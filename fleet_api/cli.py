@@ -48,6 +48,12 @@ def _accounts_loader(engine: Any) -> Callable[[], List[Tuple[str, str]]]:
     return load
 
 
+def _denied_loader(engine: Any) -> Callable[[], List[str]]:
+    from fleet_api.pki import revoked_identities
+
+    return lambda: revoked_identities(engine)
+
+
 def _ingest(engine, settings, client_id: str):  # type: ignore[no-untyped-def]
     from fleet_api.ingest import Ingest
 
@@ -57,14 +63,15 @@ def _ingest(engine, settings, client_id: str):  # type: ignore[no-untyped-def]
 
 def cmd_broker(args: argparse.Namespace) -> int:
     from fleet_api.broker import BrokerSetupError, exec_broker
+    from fleet_api.pki import PkiError
 
     try:
         bridge = (args.bridge, args.bridge_name) if args.bridge else None
         if bridge and not args.bridge_name:
             raise CliError("--bridge needs --bridge-name (the district's name, e.g. kota-barat)")
         exec_broker(args.data, args.port, args.fleet_port, args.bind, args.profile,
-                    args.accept_bridges, bridge)
-    except (BrokerSetupError, OSError) as exc:
+                    args.accept_bridges, bridge, args.tls_port, args.tls_name)
+    except (BrokerSetupError, PkiError, OSError) as exc:
         raise CliError(str(exc)) from exc
     return 0  # pragma: no cover - exec does not return
 
@@ -78,11 +85,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from fleet_api.settings import SettingsError
 
     settings = _settings(args, heartbeat_timeout_s=args.heartbeat_timeout,
-                         device_broker_url=args.device_broker_url)
+                         device_broker_url=args.device_broker_url,
+                         device_tls_url=args.device_tls_url)
     engine = _engine(args.db)
     accounts = None
     if args.broker_data:
-        accounts = AccountSync(BrokerAccounts(args.broker_data), _accounts_loader(engine))
+        accounts = AccountSync(BrokerAccounts(args.broker_data), _accounts_loader(engine),
+                               _denied_loader(engine))
         accounts.request()  # the broker may have restarted with an old password file
     from fleet_api.publisher import Publisher
     from fleet_api.worker import Worker
@@ -163,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="district side: bridge to the city broker's device listener "
                         "(DIR/bridge.password copied from the city's data dir)")
     p.add_argument("--bridge-name", default=None, help="this district's name, e.g. kota-barat")
+    p.add_argument("--tls-port", type=int, default=None,
+                   help="also a TLS listener where devices log in with a certificate from "
+                        "the fleet's CA (created in DIR/tls on first use)")
+    p.add_argument("--tls-name", action="append", default=[], metavar="NAME",
+                   help="a host name or address boxes use to reach the broker, for its "
+                        "certificate (repeatable; localhost and 127.0.0.1 are always in)")
     p.set_defaults(func=cmd_broker)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -178,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--device-broker-url", default=None,
                    help="broker URL handed to registered devices")
+    p.add_argument("--device-tls-url", default=None,
+                   help="the broker's TLS listener as boxes reach it, mqtts://host:port, "
+                        "handed out with certificates (default: from the broker data dir)")
     p.add_argument("--heartbeat-timeout", type=float, default=120.0,
                    help="seconds of silence after which an online device shows offline")
     p.add_argument("--ingest-client-id", default="simpul-ingest-1")

@@ -332,3 +332,14 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+# -- 0101: device certificates from the fleet's CA (fleet_api/pki.py) -----------------------
+certificates = Table(
+    "certificates", metadata,
+    Column("serial", String(40), primary_key=True),  # hex; X.509 serials pass 64 bits
+    Column("device_id", String(63), nullable=False),
+    Column("issued_at", DateTime, nullable=False),
+    Column("not_after", DateTime, nullable=False),
+    Column("revoked_at", DateTime, nullable=True),
+)
+Index("certificates_device", certificates.c.device_id)

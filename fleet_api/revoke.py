@@ -6,6 +6,12 @@ in on the device listener as that device with the throwaway password, clean star
 the broker hands the client id (= username) to the newcomer and drops the box's
 connection and session, (3) deletes the account and reloads again, so the box's
 reconnect is refused. Retained state and desired config are cleared too.
+
+A box on the TLS listener logs in with its certificate, not the password file: its
+certificates are marked revoked and the CRL rewritten before (1), so the reload in (1)
+makes the TLS handshake refuse them; the ACL also denies the identity everything, a
+second lock. The takeover in (2) drops its TLS session as well, because client ids are
+broker-wide.
 """
 
 import logging
@@ -19,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from fleet_api.accounts import AccountSync, mosquitto_hash, new_password
 from fleet_api.db import devices
+from fleet_api.pki import FleetCA, revoke_device
 from fleet_api.publisher import Publisher
 from simpul_wire.topics import topic
 
@@ -55,9 +62,13 @@ def take_over(host: str, port: int, device_id: str, password: str, timeout: floa
 
 
 def deregister(engine: Engine, accounts: Optional[AccountSync], publisher: Optional[Publisher],
-               device_url: Optional[str], device_id: str) -> None:
+               device_url: Optional[str], device_id: str, ca: Optional[FleetCA] = None
+               ) -> None:
     from urllib.parse import urlsplit
 
+    revoked = revoke_device(engine, ca, device_id)
+    if revoked:
+        log.info("revoked %d certificate(s) of %s", revoked, device_id)
     if accounts is not None and device_url:
         throwaway = new_password()
         with engine.begin() as conn:

@@ -20,6 +20,7 @@ class Settings(BaseModel):
     broker_data: Optional[str] = None
     mqtt_password_file: Optional[str] = None
     device_broker_url: Optional[str] = None
+    device_tls_url: Optional[str] = None
     heartbeat_timeout_s: float = Field(default=120.0, gt=0)
     ingest: bool = True
     ingest_client_id: str = "simpul-ingest-1"
@@ -59,6 +60,15 @@ class Settings(BaseModel):
             return str(self._broker_info()["device_url"])
         host, port, _ = self.broker_endpoint()
         return f"mqtt://{host}:{port}"
+
+    def tls_url(self) -> Optional[str]:
+        """The broker's TLS listener for certificate logins, if it runs one."""
+        if self.device_tls_url:
+            return self.device_tls_url
+        if not self.broker_data:
+            return None
+        url = self._broker_info().get("tls_url")
+        return str(url) if url else None
 
     def _broker_info(self) -> dict:  # type: ignore[type-arg]
         path = Path(self.broker_data or "") / "broker.json"

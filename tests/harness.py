@@ -111,18 +111,24 @@ class Process:
 class Broker:
     """`simpul-fleet broker` on free ports, with its own data dir."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, tls: bool = False) -> None:
         self.data = base / "broker"
         self.port = free_port()
         self.fleet_port = free_port()
-        self.process = Process([tool("simpul-fleet"), "broker", "--port", str(self.port),
-                                "--fleet-port", str(self.fleet_port), "--data", str(self.data),
-                                "--bind", "127.0.0.1"], base / "broker.log")
+        self.tls_port = free_port() if tls else None
+        args = [tool("simpul-fleet"), "broker", "--port", str(self.port),
+                "--fleet-port", str(self.fleet_port), "--data", str(self.data),
+                "--bind", "127.0.0.1"]
+        if self.tls_port:
+            args += ["--tls-port", str(self.tls_port)]
+        self.process = Process(args, base / "broker.log")
 
     def start(self) -> "Broker":
         self.process.start()
         wait_port(self.port)
         wait_port(self.fleet_port)
+        if self.tls_port:
+            wait_port(self.tls_port)
         return self
 
     def stop(self) -> None:

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from firmware_bridge.provision.bundle import (
     Bundle,
@@ -28,7 +28,12 @@ from firmware_bridge.provision.bundle import (
     write_bundle,
     write_bundle_file,
 )
-from firmware_bridge.provision.errors import InputError, ProvisionError, TargetError
+from firmware_bridge.provision.errors import (
+    FleetError,
+    InputError,
+    ProvisionError,
+    TargetError,
+)
 
 KINDS = ("wifi", "cctv", "sensor")
 DEFAULT_BOX_DIR = "/etc/simpul"
@@ -82,6 +87,10 @@ def register(subparsers: Any) -> None:
     _site(p, required=False)
     _card(p)
     p.add_argument("--no-check", action="store_true", help="do not wait for the box")
+    p.add_argument("--tls", action="store_true",
+                   help="log in with a certificate from the fleet's CA on the broker's TLS "
+                        "listener (the production option); the key is made here and goes "
+                        "only to the card")
     p.set_defaults(func=run_register)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
 
@@ -200,6 +209,25 @@ def _install(bundle: Bundle, args: argparse.Namespace, card: Dict[str, Any],
     print(f"wrote the bundle of {bundle.device_id} to {card['target']}")
 
 
+def _with_certificate(client: Any, bundle: Bundle, card: Dict[str, Any]
+                      ) -> Tuple[Bundle, Dict[str, Any]]:
+    """A key made here, its certificate signed by the fleet's CA, and the CA itself on
+    the card (unless --ca named one)."""
+    from dataclasses import replace
+
+    from firmware_bridge.provision.tls import new_key_and_csr
+
+    key_pem, csr_pem = new_key_and_csr(bundle.device_id)
+    issued = client.certificate(bundle.device_id, csr_pem)
+    if not issued.get("url"):
+        raise FleetError("the fleet's broker has no TLS listener (url is empty): ask the "
+                         "office to start it with --tls-port, or provision without --tls")
+    ca = card["ca"] if card["ca"] is not None else str(issued["ca"]).encode()
+    bundle = replace(bundle, tls_url=issued["url"], certificate=issued["certificate"],
+                     key=key_pem)
+    return bundle, {**card, "ca": ca}
+
+
 def _label(bundle: Bundle, site: Optional[str], args: argparse.Namespace) -> None:
     from firmware_bridge.provision.label import print_label, write_label
 
@@ -247,6 +275,8 @@ def run_register(args: argparse.Namespace) -> int:
         bundle = Bundle(device_id=args.device_id, kind=args.kind, mqtt_url=mqtt["url"],
                         password=mqtt["password"], claim_code=code, fleet_url=client.url)
         try:
+            if args.tls:
+                bundle, card = _with_certificate(client, bundle, card)
             _install(bundle, args, card, claim=None)
         except ProvisionError as exc:
             # Registered, but the card did not take it: keep the credentials.

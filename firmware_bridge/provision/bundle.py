@@ -8,6 +8,8 @@ An *installed bundle* is a directory on the card (the target):
     agent.toml       the agent config (agent.config.parse_config accepts it)
     mqtt.password    the device's broker password, mode 0600
     ca.pem           the broker's CA, when one was given
+    device.pem       with --tls: the box's certificate from the fleet's CA (CN = device id)
+    device.key       with --tls: its private key, mode 0600 (the fleet never sees it)
     COMPLETE         written last: device id and a SHA-256 of every file above
 
 The directory is built beside the target under a hidden name, every file fsynced, the
@@ -32,6 +34,8 @@ MARKER = "COMPLETE"
 CONFIG = "agent.toml"
 PASSWORD = "mqtt.password"
 CA = "ca.pem"
+CERT = "device.pem"
+KEY = "device.key"
 
 # Called with each file name just after it is written (tests pause or fail here).
 WriteHook = Callable[[str], None]
@@ -46,6 +50,10 @@ class Bundle:
     claim_code: Optional[str] = None
     fleet_url: Optional[str] = None
     format: str = BUNDLE_FORMAT
+    # --tls: the broker's certificate listener, the box's certificate and key.
+    tls_url: Optional[str] = None
+    certificate: Optional[str] = None
+    key: Optional[str] = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
@@ -91,12 +99,15 @@ def render_config(bundle: Bundle, box_dir: str, data_dir: str, has_ca: bool,
         f"data_dir = {_toml_str(data_dir)}",
         "",
         "[broker]",
-        f"url = {_toml_str(bundle.mqtt_url)}",
+        f"url = {_toml_str(bundle.tls_url or bundle.mqtt_url)}",
         f"username = {_toml_str(bundle.device_id)}",
         f"password_file = {_toml_str(f'{box_dir}/{PASSWORD}')}",
     ]
     if has_ca:
         lines.append(f"ca_file = {_toml_str(f'{box_dir}/{CA}')}")
+    if bundle.certificate:
+        lines += [f"cert_file = {_toml_str(f'{box_dir}/{CERT}')}",
+                  f"key_file = {_toml_str(f'{box_dir}/{KEY}')}"]
     if claim is not None and bundle.claim_code:
         lines += ["", "[claim]", f"code = {_toml_str(bundle.claim_code)}"]
         for key in ("site", "district"):
@@ -119,6 +130,9 @@ def bundle_files(bundle: Bundle, config_text: str, ca_pem: Optional[bytes]
              PASSWORD: (bundle.password.encode() + b"\n", 0o600)}
     if ca_pem is not None:
         files[CA] = (ca_pem, 0o644)
+    if bundle.certificate and bundle.key:
+        files[CERT] = (bundle.certificate.encode(), 0o644)
+        files[KEY] = (bundle.key.encode(), 0o600)
     return files
 
 

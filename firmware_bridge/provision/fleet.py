@@ -86,6 +86,10 @@ class FleetClient:
             body["district"] = district
         return list(self._call("POST", "/api/v1/claims/batch", "the batch", json=body)["data"])
 
+    def certificate(self, device_id: str, csr: str) -> Dict[str, Any]:
+        return dict(self._call("POST", f"/api/v1/devices/{device_id}/certificate",
+                               "the certificate", json={"csr": csr}))
+
     def device(self, device_id: str) -> Optional[Dict[str, Any]]:
         found = self._call("GET", f"/api/v1/devices/{device_id}", "the device",
                            missing_ok=True)

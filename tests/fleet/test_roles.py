@@ -66,11 +66,13 @@ MATRIX: Dict[Tuple[str, str], str] = {
     ("POST", "/api/v1/claims/{code}"): T,
     ("GET", "/api/v1/devices/{device_id}/rollups"): V,
     ("GET", "/api/v1/reports/upgrade"): V,
+    ("POST", "/api/v1/devices/{device_id}/certificate"): T,
 }
 PARAMS = {"device_id": "nobody", "command_id": "c0", "name": "nogroup", "rollout_id": "99999",
           "alert_id": "99999", "webhook_id": "99999", "token_id": "99999",
           "code": "AAAA-BBBB-CCCC"}
-BODIES = {("POST", "/api/v1/devices/{device_id}/commands"): {"name": "self_test"}}
+BODIES = {("POST", "/api/v1/devices/{device_id}/commands"): {"name": "self_test"},
+          ("POST", "/api/v1/devices/{device_id}/certificate"): {"csr": "x"}}
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
 from fleet_api.deps import Admin, DeviceId, ServicesDep, Technician, Viewer
+from fleet_api.pki import FleetCA, PkiError, issue, pem
 from fleet_api.revoke import RevokeError, deregister
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -95,7 +96,8 @@ def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> Non
             raise HTTPException(404, f"no device {device_id}")
     try:
         url = services.settings.device_url() if services.settings.broker_data else None
-        deregister(services.engine, services.accounts, services.publisher, url, device_id)
+        ca = FleetCA(services.settings.broker_data) if services.settings.broker_data else None
+        deregister(services.engine, services.accounts, services.publisher, url, device_id, ca)
     except RevokeError as exc:
         raise HTTPException(503, f"deregistration incomplete: {exc}") from exc
     with services.engine.begin() as conn:
@@ -156,3 +158,46 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
 
     return StreamingResponse(lines(), media_type="text/csv", headers={
         "content-disposition": f'attachment; filename="{device_id}-{stream}.csv"'})
+
+
+class CertificateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "csr": "-----BEGIN CERTIFICATE REQUEST-----\n...\n-----END CERTIFICATE REQUEST-----\n"}]})
+
+    csr: str = Field(min_length=1, max_length=16384,
+                     description="PEM certificate request for the box's own key")
+
+
+class CertificateIssued(BaseModel):
+    device_id: str
+    serial: str
+    not_after: Optional[str]
+    certificate: str
+    ca: str
+    url: Optional[str] = Field(description="the broker's TLS listener, mqtts://host:port")
+
+
+@router.post("/{device_id}/certificate", status_code=201, response_model=CertificateIssued)
+def issue_certificate(device_id: DeviceId, body: CertificateRequest, services: ServicesDep,
+                      who: Technician) -> CertificateIssued:
+    """Sign the box's certificate request with the fleet's CA. The certificate's subject is
+    CN=<device id>, whatever the request asked; the broker's TLS listener takes it as the
+    username. The box's key never leaves the box."""
+    with services.engine.connect() as conn:
+        if conn.execute(select(devices.c.device_id)
+                        .where(devices.c.device_id == device_id)).first() is None:
+            raise HTTPException(404, f"no device {device_id}")
+    if not services.settings.broker_data or not FleetCA(services.settings.broker_data).exists():
+        raise HTTPException(409, "this fleet has no CA: start the broker with "
+                                 "`simpul-fleet broker --tls-port PORT` once")
+    ca = FleetCA(services.settings.broker_data)
+    try:
+        cert = issue(services.engine, ca, device_id, body.csr)
+    except PkiError as exc:
+        raise HTTPException(422, f"certificate request refused: {exc}") from exc
+    with services.engine.begin() as conn:
+        record(conn, who, "device.certificate", device_id)
+    return CertificateIssued(
+        device_id=device_id, serial=format(cert.serial_number, "x"),
+        not_after=iso(cert.not_valid_after_utc.replace(tzinfo=None)), certificate=pem(cert),
+        ca=ca.ca_pem.read_text(), url=services.settings.tls_url())
