@@ -151,6 +151,30 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from fleet_api.backup import BackupError, backup
+
+    try:
+        manifest = backup(args.db, args.broker_data, args.out)
+    except (BackupError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"backup written to {args.out}: {manifest['database']} database and "
+          f"{len(manifest['members']) - 1} broker file(s)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from fleet_api.backup import BackupError, restore
+
+    try:
+        manifest = restore(args.archive, args.db, args.broker_data, args.force)
+    except (BackupError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"restored the backup of {manifest['created_at']}: start the broker, then the "
+          "fleet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simpul-fleet", description="Simpul fleet service")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -217,6 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--db", required=True)
     t.add_argument("--name", default="")
     t.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("backup", help="database, broker data and CA key in one archive, online")
+    p.add_argument("--db", required=True, help="sqlite:///path or postgresql://...")
+    p.add_argument("--broker-data", default=None, help="the broker's data dir")
+    p.add_argument("--out", required=True, help="archive to write (.tar.gz, mode 0600)")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="a backup into a stopped fleet and broker")
+    p.add_argument("archive", help="a .tar.gz from `simpul-fleet backup`")
+    p.add_argument("--db", required=True, help="sqlite:///path or postgresql://... (the "
+                   "PostgreSQL database must exist)")
+    p.add_argument("--broker-data", default=None, help="the broker's data dir to restore to")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing database file, devices or broker data dir")
+    p.set_defaults(func=cmd_restore)
 
     from fleet_api import updates
 
