@@ -61,7 +61,8 @@ class TlsBox:
         c.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, str(rc))
         c.on_message = lambda _c, _u, msg: self.messages.append(msg.topic)
         self.client = c
-        self.port = broker.tls_port
+        assert broker.tls_port is not None
+        self.port: int = broker.tls_port
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self.connack.append(str(rc))
@@ -94,7 +95,7 @@ class TlsBox:
         self.client.loop_stop()
 
 
-def issue(fleet: Fleet, device_id: str, base: Path, cn: str = "") -> Tuple[Path, Path, Dict]:
+def issue(fleet: Fleet, device_id: str, base: Path, cn: str = "") -> Tuple[Path, Path, Dict[str, Any]]:
     """A key and CSR made here (asking for another CN), signed by the fleet's CA."""
     key_pem, csr_pem = new_key_and_csr(cn or device_id)
     with fleet.api(fleet.create_token("technician")) as api:
