@@ -47,7 +47,7 @@ RULES: Dict[str, Tuple[str, str]] = {
     "offline": ("device", "warning"), "soc_temp": ("device", "warning"),
     "disk": ("device", "warning"), "source": ("device", "warning"),
     "camera": ("device", "critical"), "pm2_5": ("air", "warning"),
-    "water_level": ("flood", "critical"),
+    "water_level": ("flood", "critical"), "clone": ("identity", "critical"),
 }
 # Which rules one stream's record decides (so it may resolve them).
 STREAM_RULES = {"telemetry": ("source", "camera", "pm2_5", "water_level"),

@@ -54,6 +54,9 @@ devices = Table(
     Column("group_rev", Integer, nullable=True),
     # The desired version the broker last accepted (retained); behind means republish.
     Column("published_version", Integer, nullable=False, default=0),
+    # 0102: the agent version of the last birth; when a cloned card was suspected.
+    Column("agent_version", String(64), nullable=True),
+    Column("clone_suspected_at", DateTime, nullable=True),
 )
 Index("devices_district", devices.c.district)
 Index("devices_group", devices.c.group_name)
@@ -343,3 +346,13 @@ certificates = Table(
     Column("revoked_at", DateTime, nullable=True),
 )
 Index("certificates_device", certificates.c.device_id)
+
+# -- 0102: births, kept a day, for cloned-card detection (fleet_api/identity.py) -----------
+births = Table(
+    "births", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(63), nullable=False),
+    Column("boot_id", String(32), nullable=False),
+    Column("received_at", DateTime, nullable=False),
+)
+Index("births_device", births.c.device_id, births.c.received_at)

@@ -208,6 +208,7 @@ class Ingest:
         batch.rows = [r for r in batch.rows if r["device_id"] in known]
         batch.results = [r for r in batch.results if r[0] in known]
         batch.acks = [a for a in batch.acks if a[0] in known]
+        batch.births = [b for b in batch.births if b[0] in known]
 
     def _reject_row(self, device_id: Optional[str], topic: str, reason: str) -> dict:  # type: ignore[type-arg]
         metrics.PAYLOADS_REJECTED.inc()
@@ -270,6 +271,8 @@ class Ingest:
                 batch.seen[device_id] = "offline"
             elif not message.retain:
                 batch.seen[device_id] = "online"
+                if payload.boot_id:
+                    batch.births.append((device_id, payload.boot_id, payload.agent_version))
         elif leaf == "config/reported":
             batch.reported[device_id] = payload.model_dump(mode="json")
             batch.seen.setdefault(device_id, "online")

@@ -9,6 +9,7 @@ from pydantic_core import to_json
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from fleet_api.clones import record_birth
 from fleet_api.commands import apply_result
 from fleet_api.db import devices, rejects, to_naive_utc
 
@@ -28,6 +29,8 @@ class Batch:
         default_factory=list)
     # (device_id, stream, epoch, seqs) to confirm to each box once committed.
     acks: List[Tuple[str, str, str, List[int]]] = field(default_factory=list)
+    # Live (not retained) births: (device_id, boot_id, agent_version).
+    births: List[Tuple[str, str, Optional[str]]] = field(default_factory=list)
 
 
 COLUMNS = ("device_id", "stream", "epoch", "seq", "ts", "received_at", "metrics", "sources",
@@ -88,6 +91,8 @@ def write_batch(conn: Connection, batch: Batch, now: datetime) -> int:
             .values(state=bindparam("b_state"), last_seen=bindparam("b_seen")),
             [{"b_id": d, "b_state": s, "b_seen": now} for d, s in batch.seen.items()],
         )
+    for device_id, boot_id, version in batch.births:
+        record_birth(conn, device_id, boot_id, version, now)
     for device_id, body in batch.reported.items():
         tier = body.get("tier_applied") or {}
         conn.execute(update(devices).where(devices.c.device_id == device_id).values(

@@ -95,7 +95,8 @@ class TlsBox:
         self.client.loop_stop()
 
 
-def issue(fleet: Fleet, device_id: str, base: Path, cn: str = "") -> Tuple[Path, Path, Dict[str, Any]]:
+def issue(fleet: Fleet, device_id: str, base: Path, cn: str = ""
+          ) -> Tuple[Path, Path, Dict[str, Any]]:
     """A key and CSR made here (asking for another CN), signed by the fleet's CA."""
     key_pem, csr_pem = new_key_and_csr(cn or device_id)
     with fleet.api(fleet.create_token("technician")) as api:

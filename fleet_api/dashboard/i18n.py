@@ -29,6 +29,8 @@ STRINGS: Dict[str, Dict[str, str]] = {
         "no_data": "Belum ada data", "lang_other": "English", "points_word": "titik",
         "records": "rekaman", "oldest": "tertua", "dropped": "dibuang",
         "not_permitted": "Peran Anda tidak boleh melakukan ini.",
+        "agent_version": "Versi agen",
+        "clone_note": "Dua kotak tampaknya memakai identitas ini (kartu SD hasil salinan).",
     },
     "en": {
         "title": "Simpul — Command Centre", "overview": "Overview", "alerts": "Alerts",
@@ -54,6 +56,8 @@ STRINGS: Dict[str, Dict[str, str]] = {
         "no_data": "No data yet", "lang_other": "Bahasa Indonesia", "points_word": "points",
         "records": "records", "oldest": "oldest", "dropped": "dropped",
         "not_permitted": "Your role may not do this.",
+        "agent_version": "Agent version",
+        "clone_note": "Two boxes seem to share this identity (a cloned SD card).",
     },
 }
 

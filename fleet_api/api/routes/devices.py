@@ -56,6 +56,9 @@ class DevicePublic(BaseModel):
     tier_applied_mbps: Optional[float]
     rejected_count: int
     created_at: Optional[str]
+    agent_version: Optional[str] = None
+    clone_suspected_at: Optional[str] = Field(
+        default=None, description="set when two boxes seem to share this identity")
 
 
 class MqttCredentials(BaseModel):
@@ -98,7 +101,8 @@ def _public(row: Any, now: datetime, timeout_s: float, alive: bool) -> DevicePub
         lat=row.lat, lon=row.lon, tags=list(row.tags or []), state=state,  # type: ignore[arg-type]
         online=online, last_seen=iso(row.last_seen), tier_mbps=row.tier_mbps,
         tier_applied_mbps=row.tier_applied_mbps, rejected_count=row.rejected_count,
-        created_at=iso(row.created_at),
+        created_at=iso(row.created_at), agent_version=row.agent_version,
+        clone_suspected_at=iso(row.clone_suspected_at),
     )
 
 

@@ -114,6 +114,8 @@ async function renderCommands() {
 async function load() {
   const device = await api(BASE);
   document.getElementById("site").textContent = device.site + " · " + device.district;
+  document.getElementById("agent-version").textContent = device.agent_version || "–";
+  document.getElementById("clone-note").hidden = !device.clone_suspected_at;
   const badge = document.getElementById("state");
   badge.textContent = stateLabel(device.state);
   badge.className = "badge " + device.state;
