@@ -48,6 +48,7 @@ RULES: Dict[str, Tuple[str, str]] = {
     "disk": ("device", "warning"), "source": ("device", "warning"),
     "camera": ("device", "critical"), "pm2_5": ("air", "warning"),
     "water_level": ("flood", "critical"), "clone": ("identity", "critical"),
+    "rotation": ("identity", "warning"),
 }
 # Which rules one stream's record decides (so it may resolve them).
 STREAM_RULES = {"telemetry": ("source", "camera", "pm2_5", "water_level"),

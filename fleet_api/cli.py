@@ -38,10 +38,11 @@ def _settings(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untype
 
 def _accounts_loader(engine: Any) -> Callable[[], List[Tuple[str, str]]]:
     from fleet_api.db import devices
+    from fleet_api.rotation import broker_hash
 
     def load() -> List[Tuple[str, str]]:
         with engine.connect() as conn:
-            rows = conn.execute(select(devices.c.device_id, devices.c.password_hash)
+            rows = conn.execute(select(devices.c.device_id, broker_hash())
                                 .order_by(devices.c.device_id))
             return [(r[0], r[1]) for r in rows]
 
@@ -108,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if ingest is not None:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
     worker = Worker(engine, publisher, heartbeat_timeout_s=args.heartbeat_timeout,
-                    alert_interval_s=args.alert_interval).start()
+                    alert_interval_s=args.alert_interval, accounts=accounts).start()
     app = create_app(Services(engine=engine, settings=settings, accounts=accounts,
                               publisher=publisher))
     try:

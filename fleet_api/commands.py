@@ -31,9 +31,10 @@ def new_id() -> str:
 
 
 def create(conn: Connection, device_id: str, name: str, args: Dict[str, Any],
-           timeout_s: float, who: str, retry_of: Optional[str] = None) -> Dict[str, Any]:
+           timeout_s: float, who: str, retry_of: Optional[str] = None,
+           command_id: Optional[str] = None) -> Dict[str, Any]:
     now = utcnow()
-    row = {"command_id": new_id(), "device_id": device_id, "name": name, "args": args,
+    row = {"command_id": command_id or new_id(), "device_id": device_id, "name": name, "args": args,
            "status": "queued", "result": None, "error": None, "created_by": who,
            "created_at": now, "expires_at": now + timedelta(seconds=timeout_s),
            "updated_at": now, "retry_of": retry_of}

@@ -57,6 +57,12 @@ devices = Table(
     # 0102: the agent version of the last birth; when a cloned card was suspected.
     Column("agent_version", String(64), nullable=True),
     Column("clone_suspected_at", DateTime, nullable=True),
+    # 0102: credential rotation (fleet_api/rotation.py); the broker gets the pending hash
+    # while the state is "switched".
+    Column("pending_password_hash", String(200), nullable=True),
+    Column("rotation_id", String(32), nullable=True),
+    Column("rotation_state", String(16), nullable=True),
+    Column("rotation_since", DateTime, nullable=True),
 )
 Index("devices_district", devices.c.district)
 Index("devices_group", devices.c.group_name)

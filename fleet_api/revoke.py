@@ -73,7 +73,8 @@ def deregister(engine: Engine, accounts: Optional[AccountSync], publisher: Optio
         throwaway = new_password()
         with engine.begin() as conn:
             conn.execute(update(devices).where(devices.c.device_id == device_id)
-                         .values(password_hash=mosquitto_hash(throwaway)))
+                         .values(password_hash=mosquitto_hash(throwaway), rotation_state=None,
+                                 pending_password_hash=None))
         if not accounts.wait(accounts.request(), timeout=15):
             raise RevokeError("the broker did not reload the password file")
         parts = urlsplit(device_url)

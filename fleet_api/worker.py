@@ -1,5 +1,6 @@
 """Background work that must happen once across fleet processes, under a database lease:
-republishing desired config, rollouts, command expiry and retries, alert evaluation.
+republishing desired config, rollouts, command expiry and retries, alert evaluation,
+credential rotations.
 
 Each `serve` runs a Worker; only the lease holder does the work, and a second process
 takes over within the lease's lifetime when the first dies.
@@ -16,7 +17,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet_api import commands, lease, rollout, rollups, webhooks
+from fleet_api import commands, lease, rollout, rollups, rotation, webhooks
+from fleet_api.accounts import AccountSync
 from fleet_api.alerts import Evaluator
 from fleet_api.db import devices
 from fleet_api.publisher import Publisher, publish_desired
@@ -29,8 +31,10 @@ LEASE_TTL_S = 10.0
 
 class Worker:
     def __init__(self, engine: Engine, publisher: Optional[Publisher], tick_s: float = 1.0,
-                 heartbeat_timeout_s: float = 120.0, alert_interval_s: float = 5.0) -> None:
+                 heartbeat_timeout_s: float = 120.0, alert_interval_s: float = 5.0,
+                 accounts: Optional[AccountSync] = None) -> None:
         self.engine = engine
+        self.accounts = accounts
         self.evaluator = Evaluator(engine, heartbeat_timeout_s)
         self.alert_interval_s = alert_interval_s
         self._evaluated = 0.0
@@ -48,6 +52,7 @@ class Worker:
             lambda: commands.republish_queued(self.engine, self.publisher),
             self._expire, self._alerts,
             self._webhooks, self._rollups,
+            lambda: rotation.advance(self.engine, self.accounts),
         ]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)

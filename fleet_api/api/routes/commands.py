@@ -11,6 +11,8 @@ from fleet_api.audit import record
 from fleet_api.auth import Principal
 from fleet_api.db import commands, devices, iso, utcnow
 from fleet_api.deps import CommandId, DeviceId, ServicesDep, Technician, Viewer
+from fleet_api.rotation import COMMAND as ROTATE
+from fleet_api.twin import redact
 
 router = APIRouter(prefix="/api/v1/devices", tags=["commands"])
 
@@ -55,7 +57,7 @@ class CommandList(BaseModel):
 def _view(row: Any) -> CommandView:
     return CommandView(
         command_id=row.command_id, device_id=row.device_id, name=row.name,
-        args=row.args or {}, status=cmds.effective_status(row, utcnow()),  # type: ignore[arg-type]
+        args=redact(row.args or {}), status=cmds.effective_status(row, utcnow()),  # type: ignore[arg-type]
         result=row.result, error=row.error, created_by=row.created_by,
         created_at=iso(row.created_at), expires_at=iso(row.expires_at),
         updated_at=iso(row.updated_at), retry_of=row.retry_of)
@@ -71,6 +73,10 @@ def _may_run(who: Principal, name: str) -> None:
 def _send(services: Any, who: Principal, device_id: str, name: str, args: Dict[str, Any],
           timeout_s: float, retry_of: Optional[str] = None) -> CommandCreated:
     _may_run(who, name)
+    if name == ROTATE:
+        raise HTTPException(409, "credentials are rotated with POST "
+                                 f"/api/v1/devices/{device_id}/credentials/rotate, which "
+                                 "keeps the broker and the box in step")
     with services.engine.begin() as conn:
         if conn.execute(select(devices.c.device_id)
                         .where(devices.c.device_id == device_id)).first() is None:
@@ -78,7 +84,7 @@ def _send(services: Any, who: Principal, device_id: str, name: str, args: Dict[s
         row = cmds.create(conn, device_id, name, args, timeout_s,
                           who.name or f"#{who.token_id}", retry_of)
         record(conn, who, "command.retry" if retry_of else "command.create", device_id,
-               {"command_id": row["command_id"], "name": name, "args": args})
+               {"command_id": row["command_id"], "name": name, "args": redact(args)})
     delivered = cmds.publish(services.engine, services.publisher, row)
     return CommandCreated(command_id=row["command_id"],
                           status="delivered" if delivered else "queued")

@@ -59,6 +59,9 @@ class DevicePublic(BaseModel):
     agent_version: Optional[str] = None
     clone_suspected_at: Optional[str] = Field(
         default=None, description="set when two boxes seem to share this identity")
+    rotation: Optional[str] = Field(
+        default=None, description="a credential rotation under way: staging or switched; "
+                                  "done once the box is back with its new password")
 
 
 class MqttCredentials(BaseModel):
@@ -102,7 +105,7 @@ def _public(row: Any, now: datetime, timeout_s: float, alive: bool) -> DevicePub
         online=online, last_seen=iso(row.last_seen), tier_mbps=row.tier_mbps,
         tier_applied_mbps=row.tier_applied_mbps, rejected_count=row.rejected_count,
         created_at=iso(row.created_at), agent_version=row.agent_version,
-        clone_suspected_at=iso(row.clone_suspected_at),
+        clone_suspected_at=iso(row.clone_suspected_at), rotation=row.rotation_state,
     )
 
 

@@ -11,11 +11,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from fleet_api import commands as cmds
+from fleet_api import rotation
 from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
-from fleet_api.deps import Admin, DeviceId, ServicesDep, Technician, Viewer
+from fleet_api.deps import Admin, DeviceId, Operator, ServicesDep, Technician, Viewer
 from fleet_api.pki import FleetCA, PkiError, issue, pem
 from fleet_api.revoke import RevokeError, deregister
 
@@ -201,3 +203,43 @@ def issue_certificate(device_id: DeviceId, body: CertificateRequest, services: S
         device_id=device_id, serial=format(cert.serial_number, "x"),
         not_after=iso(cert.not_valid_after_utc.replace(tzinfo=None)), certificate=pem(cert),
         ca=ca.ca_pem.read_text(), url=services.settings.tls_url())
+
+
+class RotateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {}, {"only_boot_id": "3f9c0a7be21d4c55"}]})
+
+    only_boot_id: Optional[str] = Field(
+        default=None, min_length=1, max_length=32,
+        description="of two boxes on a cloned card, the one that keeps the identity")
+    reconnect_after_s: float = Field(default=5.0, ge=0, le=3600)
+
+
+class RotationStarted(BaseModel):
+    rotation_id: str
+    command_id: str
+    state: str
+
+
+@router.post("/{device_id}/credentials/rotate", status_code=202,
+             response_model=RotationStarted)
+def rotate_credentials(device_id: DeviceId, services: ServicesDep, who: Operator,
+                       body: Optional[RotateRequest] = None) -> RotationStarted:
+    """Give the box a new broker password without a lockout window: the box stores it
+    beside the old one, then the broker switches, then the old one is dropped once the
+    box is back with the new one (docs/identity.md). Follow it on the command's status
+    and the device's alerts."""
+    body = body or RotateRequest()
+    try:
+        with services.engine.begin() as conn:
+            command = rotation.start(conn, device_id, who.name or f"#{who.token_id}",
+                                     body.only_boot_id, body.reconnect_after_s)
+            record(conn, who, "device.rotate_credentials", device_id,
+                   {"rotation_id": command["command_id"], "only_boot_id": body.only_boot_id})
+    except LookupError as exc:
+        raise HTTPException(404, f"no device {device_id}") from exc
+    except rotation.RotationError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    cmds.publish(services.engine, services.publisher, command)
+    return RotationStarted(rotation_id=command["command_id"],
+                           command_id=command["command_id"], state="staging")

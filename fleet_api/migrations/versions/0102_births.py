@@ -1,4 +1,5 @@
-"""Births kept a day for cloned-card detection; each box's agent version and a clone flag.
+"""Births kept a day for cloned-card detection; each box's agent version and a clone flag;
+credential rotation's state (fleet_api/rotation.py).
 
 Revision ID: 0102
 Revises: 0101
@@ -14,6 +15,10 @@ down_revision = "0101"
 def upgrade() -> None:
     op.add_column("devices", sa.Column("agent_version", sa.String(64), nullable=True))
     op.add_column("devices", sa.Column("clone_suspected_at", sa.DateTime, nullable=True))
+    op.add_column("devices", sa.Column("pending_password_hash", sa.String(200), nullable=True))
+    op.add_column("devices", sa.Column("rotation_id", sa.String(32), nullable=True))
+    op.add_column("devices", sa.Column("rotation_state", sa.String(16), nullable=True))
+    op.add_column("devices", sa.Column("rotation_since", sa.DateTime, nullable=True))
     op.create_table(
         "births",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -27,5 +32,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("births_device", "births")
     op.drop_table("births")
-    op.drop_column("devices", "clone_suspected_at")
+    for column in ("rotation_since", "rotation_state", "rotation_id", "pending_password_hash",
+                   "clone_suspected_at"):
+        op.drop_column("devices", column)
     op.drop_column("devices", "agent_version")
