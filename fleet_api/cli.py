@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, heartbeat_timeout_s=args.heartbeat_timeout,
                          device_broker_url=args.device_broker_url,
-                         device_tls_url=args.device_tls_url)
+                         device_tls_url=args.device_tls_url, updates_dir=args.updates_dir)
     engine = _engine(args.db)
     accounts = None
     if args.broker_data:
@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--device-broker-url", default=None,
                    help="broker URL handed to registered devices")
+    p.add_argument("--updates-dir", default=None,
+                   help="serve signed agent bundles from here at /updates/ "
+                        "(`simpul-fleet update publish --dir`)")
     p.add_argument("--device-tls-url", default=None,
                    help="the broker's TLS listener as boxes reach it, mqtts://host:port, "
                         "handed out with certificates (default: from the broker data dir)")

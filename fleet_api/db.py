@@ -362,3 +362,29 @@ births = Table(
     Column("received_at", DateTime, nullable=False),
 )
 Index("births_device", births.c.device_id, births.c.received_at)
+
+# -- 0103: staged rollouts of agent updates (fleet_api/update_rollout.py) -------------------
+update_rollouts = Table(
+    "update_rollouts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("plan", JSON, nullable=False),  # waves: lists of device ids, canaries first
+    Column("max_failure_ratio", Float, nullable=False),
+    Column("settle_s", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # running | stopped | done
+    Column("reason", Text, nullable=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+update_targets = Table(
+    "update_targets", metadata,
+    Column("rollout_id", Integer, primary_key=True),
+    Column("device_id", String(63), primary_key=True),
+    Column("wave", Integer, nullable=False),
+    Column("command_id", String(32), nullable=True),
+    Column("sent_at", DateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),  # succeeded | failed
+    Column("detail", Text, nullable=True),
+)

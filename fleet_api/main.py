@@ -20,6 +20,7 @@ from fleet_api.api.routes import (
     registry,
     reports,
     site,
+    updates,
 )
 from fleet_api.dashboard import routes as dashboard
 from fleet_api.deps import Services
@@ -43,6 +44,13 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(reports.router)
     app.include_router(admin.router)
+    app.include_router(updates.router)
+    if services.settings.updates_dir:
+        from fastapi.staticfiles import StaticFiles
+
+        # Signed bundles: the boxes check the signature, so no token is needed here.
+        app.mount("/updates", StaticFiles(directory=services.settings.updates_dir),
+                  name="updates")
     app.include_router(dashboard.api)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     mqtt_password_file: Optional[str] = None
     device_broker_url: Optional[str] = None
     device_tls_url: Optional[str] = None
+    updates_dir: Optional[str] = None
     heartbeat_timeout_s: float = Field(default=120.0, gt=0)
     ingest: bool = True
     ingest_client_id: str = "simpul-ingest-1"

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet_api import commands, lease, rollout, rollups, rotation, webhooks
+from fleet_api import commands, lease, rollout, rollups, rotation, update_rollout, webhooks
 from fleet_api.accounts import AccountSync
 from fleet_api.alerts import Evaluator
 from fleet_api.db import devices
@@ -53,6 +53,7 @@ class Worker:
             self._expire, self._alerts,
             self._webhooks, self._rollups,
             lambda: rotation.advance(self.engine, self.accounts),
+            lambda: update_rollout.advance(self.engine, self.publisher),
         ]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)

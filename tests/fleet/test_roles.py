@@ -68,6 +68,9 @@ MATRIX: Dict[Tuple[str, str], str] = {
     ("GET", "/api/v1/reports/upgrade"): V,
     ("POST", "/api/v1/devices/{device_id}/certificate"): T,
     ("POST", "/api/v1/devices/{device_id}/credentials/rotate"): OP,
+    ("POST", "/api/v1/updates/rollouts"): OP,
+    ("GET", "/api/v1/updates/rollouts"): V,
+    ("GET", "/api/v1/updates/rollouts/{rollout_id}"): V,
 }
 PARAMS = {"device_id": "nobody", "command_id": "c0", "name": "nogroup", "rollout_id": "99999",
           "alert_id": "99999", "webhook_id": "99999", "token_id": "99999",
