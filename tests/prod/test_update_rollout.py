@@ -16,8 +16,15 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.harness import Broker, Fleet, Process, agent_process, device, wait_until
-from tests.harness import write_agent_config
+from tests.harness import (
+    Broker,
+    Fleet,
+    Process,
+    agent_process,
+    device,
+    wait_until,
+    write_agent_config,
+)
 from tests.prod.conftest import Bundles
 from tests.prod.test_update_slots import box_config, install_first, systemd_start
 
