@@ -48,11 +48,15 @@ RULES: Dict[str, Tuple[str, str]] = {
     "disk": ("device", "warning"), "source": ("device", "warning"),
     "camera": ("device", "critical"), "pm2_5": ("air", "warning"),
     "water_level": ("flood", "critical"), "clone": ("identity", "critical"),
-    "rotation": ("identity", "warning"),
+    "rotation": ("identity", "warning"), "clock": ("device", "warning"),
 }
 # Which rules one stream's record decides (so it may resolve them).
-STREAM_RULES = {"telemetry": ("source", "camera", "pm2_5", "water_level"),
-                "health": ("soc_temp", "disk", "source", "camera")}
+STREAM_RULES = {"telemetry": ("source", "camera", "pm2_5", "water_level", "clock"),
+                "health": ("soc_temp", "disk", "source", "camera", "clock")}
+# A record's ts this far ahead of the fleet's receive time is a wrong clock (never a
+# backlog); this far behind is older than any outbox keeps a record (max_age_s).
+CLOCK_AHEAD = timedelta(minutes=5)
+CLOCK_BEHIND = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,10 @@ class Evaluator:
     """Incremental: each run judges the newest record per (device, stream) received
     since the last run, and presence for the offline rule."""
 
-    def __init__(self, engine: Engine, heartbeat_timeout_s: float, overlap_s: float = 5.0
-                 ) -> None:
+    def __init__(self, engine: Engine, heartbeat_timeout_s: float, overlap_s: float = 5.0,
+                 unsynced_after_s: float = 3600.0) -> None:
         self.engine = engine
+        self.unsynced_after = timedelta(seconds=unsynced_after_s)
         self.timeout_s = heartbeat_timeout_s
         self.overlap = timedelta(seconds=overlap_s)
         self.since: Optional[datetime] = None
@@ -182,23 +187,51 @@ class Evaluator:
         since = self.since or now - timedelta(minutes=5)
         with self.engine.begin() as conn:
             limits = _limits(conn)
-            group_of = {r.device_id: r.group_name for r in conn.execute(
-                select(devices.c.device_id, devices.c.group_name))}
+            group_of: Dict[str, Optional[str]] = {}
+            unsynced: Dict[str, Optional[datetime]] = {}
+            for r in conn.execute(select(devices.c.device_id, devices.c.group_name,
+                                         devices.c.ntp_unsynced_since)):
+                group_of[r.device_id] = r.group_name
+                unsynced[r.device_id] = r.ntp_unsynced_since
             latest: Dict[Tuple[str, str], Any] = {}
+            newest: Dict[Tuple[str, str], Any] = {}
             for row in conn.execute(
                     select(records.c.device_id, records.c.stream, records.c.ts,
-                           records.c.metrics, records.c.sources)
+                           records.c.seq, records.c.received_at, records.c.metrics,
+                           records.c.sources)
                     .where(records.c.received_at >= since - self.overlap)
                     .order_by(records.c.ts)):
                 latest[(row.device_id, row.stream)] = row
+                # The clock is judged on the box's newest record by seq: a replayed
+                # backlog (old or wrong ts) must not stand for the clock it has now.
+                key = (row.device_id, row.stream)
+                if key not in newest or row.seq > newest[key].seq:
+                    newest[key] = row
             for (device_id, stream), row in latest.items():
                 if stream not in STREAM_RULES or device_id not in group_of:
                     continue
                 lim = limits.get(group_of[device_id] or "", DEFAULTS)
                 findings = judge(stream, row.metrics or {}, row.sources or {}, lim)
+                findings += self._clock(newest[(device_id, stream)], unsynced.get(device_id),
+                                        now)
                 apply(conn, device_id, STREAM_RULES[stream], findings, now)
             self._offline(conn, now, limits, group_of)
         self.since = now
+
+    def _clock(self, row: Any, unsynced_since: Optional[datetime], now: datetime
+               ) -> List[Finding]:
+        """A box whose clock is wrong: its newest record's ts far from the fleet's receive
+        time, or the box itself saying "not synced" for longer than unsynced_after."""
+        skew = (row.ts - row.received_at).total_seconds()
+        hint = "check NTP (UDP 123) on the uplink"
+        if row.ts - row.received_at > CLOCK_AHEAD or row.received_at - row.ts > CLOCK_BEHIND:
+            return [Finding("clock", "", f"box clock off by {skew / 3600:+.1f} h; {hint}",
+                            round(skew, 1))]
+        if unsynced_since is not None and now - unsynced_since > self.unsynced_after:
+            hours = (now - unsynced_since).total_seconds() / 3600
+            return [Finding("clock", "", f"clock not synced for {hours:.1f} h; {hint}",
+                            round(skew, 1))]
+        return []
 
     def _offline(self, conn: Connection, now: datetime, limits: Dict[str, Dict[str, float]],
                  group_of: Dict[str, Optional[str]]) -> None:

@@ -109,7 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if ingest is not None:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
     worker = Worker(engine, publisher, heartbeat_timeout_s=args.heartbeat_timeout,
-                    alert_interval_s=args.alert_interval, accounts=accounts).start()
+                    alert_interval_s=args.alert_interval, accounts=accounts,
+                    clock_alert_after_s=args.clock_alert_after).start()
     app = create_app(Services(engine=engine, settings=settings, accounts=accounts,
                               publisher=publisher))
     try:
@@ -229,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest-client-id", default="simpul-ingest-1")
     p.add_argument("--alert-interval", type=float, default=5.0,
                    help="seconds between alert evaluations")
+    p.add_argument("--clock-alert-after", type=float, default=3600.0,
+                   help="alert when a box has reported an unsynced clock this many seconds")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ingest", help="one more ingest worker on the shared subscription")

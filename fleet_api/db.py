@@ -63,6 +63,10 @@ devices = Table(
     Column("rotation_id", String(32), nullable=True),
     Column("rotation_state", String(16), nullable=True),
     Column("rotation_since", DateTime, nullable=True),
+    # 0104: the box's last reported NTP state (TelemetryBatch.ntp_synced), and since when
+    # it has reported "not synced" without a break.
+    Column("ntp_synced", Boolean, nullable=True),
+    Column("ntp_unsynced_since", DateTime, nullable=True),
 )
 Index("devices_district", devices.c.district)
 Index("devices_group", devices.c.group_name)

@@ -209,6 +209,7 @@ class Ingest:
         batch.results = [r for r in batch.results if r[0] in known]
         batch.acks = [a for a in batch.acks if a[0] in known]
         batch.births = [b for b in batch.births if b[0] in known]
+        batch.ntp = {d: s for d, s in batch.ntp.items() if d in known}
 
     def _reject_row(self, device_id: Optional[str], topic: str, reason: str) -> dict:  # type: ignore[type-arg]
         metrics.PAYLOADS_REJECTED.inc()
@@ -263,6 +264,8 @@ class Ingest:
             for record in payload.records:
                 batch.rows.append(record_row(device_id, payload.stream, payload.epoch,
                                              record, now))
+            if payload.ntp_synced is not None:
+                batch.ntp[device_id] = payload.ntp_synced
             batch.acks.append((device_id, payload.stream, payload.epoch,
                                [r.seq for r in payload.records]))
             batch.seen[device_id] = "online"

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from pydantic_core import to_json
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.engine import Connection
 
 from fleet_api.clones import record_birth
@@ -29,6 +29,8 @@ class Batch:
         default_factory=list)
     # (device_id, stream, epoch, seqs) to confirm to each box once committed.
     acks: List[Tuple[str, str, str, List[int]]] = field(default_factory=list)
+    # The NTP state of each device's last batch that said (True or False).
+    ntp: Dict[str, bool] = field(default_factory=dict)
     # Live (not retained) births: (device_id, boot_id, agent_version).
     births: List[Tuple[str, str, Optional[str]]] = field(default_factory=list)
 
@@ -91,6 +93,11 @@ def write_batch(conn: Connection, batch: Batch, now: datetime) -> int:
             .values(state=bindparam("b_state"), last_seen=bindparam("b_seen")),
             [{"b_id": d, "b_state": s, "b_seen": now} for d, s in batch.seen.items()],
         )
+    for device_id, synced in batch.ntp.items():
+        conn.execute(update(devices).where(devices.c.device_id == device_id).values(
+            ntp_synced=synced, ntp_unsynced_since=None if synced else case(
+                (devices.c.ntp_unsynced_since.is_(None), now),
+                else_=devices.c.ntp_unsynced_since)))
     for device_id, boot_id, version in batch.births:
         record_birth(conn, device_id, boot_id, version, now)
     for device_id, body in batch.reported.items():

@@ -32,10 +32,12 @@ LEASE_TTL_S = 10.0
 class Worker:
     def __init__(self, engine: Engine, publisher: Optional[Publisher], tick_s: float = 1.0,
                  heartbeat_timeout_s: float = 120.0, alert_interval_s: float = 5.0,
-                 accounts: Optional[AccountSync] = None) -> None:
+                 accounts: Optional[AccountSync] = None,
+                 clock_alert_after_s: float = 3600.0) -> None:
         self.engine = engine
         self.accounts = accounts
-        self.evaluator = Evaluator(engine, heartbeat_timeout_s)
+        self.evaluator = Evaluator(engine, heartbeat_timeout_s,
+                                   unsynced_after_s=clock_alert_after_s)
         self.alert_interval_s = alert_interval_s
         self._evaluated = 0.0
         self.retention = rollups.Retention()

@@ -225,10 +225,10 @@ def agent_process(base: Path, config: Path, name: str,
 
 
 def telemetry(fleet: Fleet, device_id: str, stream: str = "telemetry",
-              limit: int = 10000) -> List[Dict[str, Any]]:
+              limit: int = 10000, by: str = "ts") -> List[Dict[str, Any]]:
     with fleet.api() as api:
         resp = api.get(f"/api/v1/devices/{device_id}/telemetry",
-                       params={"stream": stream, "limit": limit})
+                       params={"stream": stream, "limit": limit, "by": by})
     assert resp.status_code == 200, resp.text
     return resp.json()["data"]  # type: ignore[no-any-return]
 

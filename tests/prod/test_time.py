@@ -15,7 +15,15 @@ from agent.commands.run import read_password
 from agent.config import load_config
 from agent.reactor import Reactor
 from agent.timesync import ClockJumps, parse_timedatectl, synced_from_adjtimex
-from tests.harness import Fleet, Process, telemetry, wait_until, write_agent_config
+from tests.harness import (
+    Broker,
+    Fleet,
+    Process,
+    device,
+    telemetry,
+    wait_until,
+    write_agent_config,
+)
 
 COLLECTORS = '[[collectors]]\ntype = "synthetic"\nname = "air"\nvalues = { pm2_5 = 4.0 }\n'
 YEAR_2100 = datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp()
@@ -109,6 +117,43 @@ def test_boot_in_1970_then_ntp_then_far_future(scratch: Path, fleet: Fleet) -> N
     assert box.clock_jumps.jumps == 3
 
 
+def clock_alerts(fleet: Fleet, device_id: str, status: str) -> List[Dict[str, Any]]:
+    with fleet.api() as api:
+        resp = api.get("/api/v1/alerts", params={"device_id": device_id, "status": status})
+    assert resp.status_code == 200, resp.text
+    return [a for a in resp.json()["data"] if a["rule"] == "clock"]
+
+
+@pytest.mark.slow
+def test_box_that_says_unsynced_too_long_gets_an_alert(scratch: Path, broker: Broker,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The box's own report, `ntp_synced: false`, stored per device; past the fleet's
+    --clock-alert-after it opens a clock alert, and a synced report resolves it."""
+    import agent.box
+
+    fleet = Fleet(scratch, broker)
+    fleet.process.args += ["--clock-alert-after", "2", "--alert-interval", "0.5"]
+    fleet.start()
+    synced = [False]
+    monkeypatch.setattr(agent.box, "ntp_synced", lambda _monotonic: synced[0])
+    reg = fleet.register("box-ntp")
+    config = load_config(str(write_agent_config(scratch, "box-ntp", reg["mqtt"], COLLECTORS)))
+    reactor = Reactor()
+    box = Box(config, reactor, read_password(config.broker.password_file))
+    try:
+        box.start()
+        reactor.run(until=lambda: device(fleet, "box-ntp")["ntp_synced"] is False, timeout=20)
+        reactor.run(until=lambda: clock_alerts(fleet, "box-ntp", "open"), timeout=30)
+        assert "not synced" in clock_alerts(fleet, "box-ntp", "open")[0]["message"]
+        synced[0] = True
+        reactor.run(until=lambda: clock_alerts(fleet, "box-ntp", "resolved"), timeout=30)
+        assert device(fleet, "box-ntp")["ntp_synced"] is True
+    finally:
+        box.stop()
+        box.outbox.close()
+        fleet.stop()
+
+
 def libfaketime() -> str:
     found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
     assert found, "apt install faketime (.ci/apt/prod.txt)"
@@ -131,6 +176,9 @@ def test_real_agent_under_faketime(scratch: Path, fleet: Fleet, fake: str) -> No
     wrong = Process(run, scratch / f"{name}-wrong.log", env=env).start()
     try:
         wait_until(lambda: len(telemetry(fleet, name)) >= 6, 40, what="records, wrong clock")
+        # The fleet sees the box's time far from its own receive time: a clock alert.
+        alert = wait_until(lambda: clock_alerts(fleet, name, "open"), 30, what="clock alert")
+        assert "check NTP" in alert[0]["message"]
     finally:
         wrong.stop()
     assert "Traceback" not in wrong.output()
@@ -143,6 +191,10 @@ def test_real_agent_under_faketime(scratch: Path, fleet: Fleet, fake: str) -> No
     records = by_seq(telemetry(fleet, name))
     assert complete(records, 7)
     assert len({r["epoch"] for r in records}) == 1  # one outbox across the restart
+    # By the fleet's receive time, the records come in the box's order, whatever its ts.
+    received = telemetry(fleet, name, by="received_at")
+    assert [r["seq"] for r in received] == sorted(r["seq"] for r in received)
+    wait_until(lambda: clock_alerts(fleet, name, "resolved"), 30, what="clock alert resolved")
     expected = 1970 if fake.startswith("@") else datetime.now(timezone.utc).year + 30
     assert year(records[0]["ts"]) == expected
     assert year(records[-1]["ts"]) == datetime.now(timezone.utc).year

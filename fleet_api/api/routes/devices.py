@@ -59,6 +59,9 @@ class DevicePublic(BaseModel):
     agent_version: Optional[str] = None
     clone_suspected_at: Optional[str] = Field(
         default=None, description="set when two boxes seem to share this identity")
+    ntp_synced: Optional[bool] = Field(
+        default=None, description="the box's last report: its clock is NTP-synced "
+                                  "(null: it cannot tell, or has not said)")
     rotation: Optional[str] = Field(
         default=None, description="a credential rotation under way: staging or switched; "
                                   "done once the box is back with its new password")
@@ -106,6 +109,7 @@ def _public(row: Any, now: datetime, timeout_s: float, alive: bool) -> DevicePub
         tier_applied_mbps=row.tier_applied_mbps, rejected_count=row.rejected_count,
         created_at=iso(row.created_at), agent_version=row.agent_version,
         clone_suspected_at=iso(row.clone_suspected_at), rotation=row.rotation_state,
+        ntp_synced=row.ntp_synced,
     )
 
 
@@ -181,19 +185,24 @@ def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> Devi
 def get_telemetry(device_id: DeviceId, services: ServicesDep, _who: Viewer, response: Response,
                   since: Optional[datetime] = None, until: Optional[datetime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
-                  limit: int = Query(1000, ge=1, le=10000)) -> TelemetryList:
+                  limit: int = Query(1000, ge=1, le=10000),
+                  by: Literal["ts", "received_at"] = Query(
+                      "ts", description="filter and order on the box's time (ts) or the "
+                                        "fleet's receive time, for a box whose clock was "
+                                        "wrong")) -> TelemetryList:
     query = select(records).where(records.c.device_id == device_id,
                                   records.c.stream == stream)
+    when = records.c.received_at if by == "received_at" else records.c.ts
     if since is not None:
-        query = query.where(records.c.ts >= to_naive_utc(since))
+        query = query.where(when >= to_naive_utc(since))
     if until is not None:
-        query = query.where(records.c.ts < to_naive_utc(until))
+        query = query.where(when < to_naive_utc(until))
     with services.engine.connect() as conn:
         exists = conn.execute(select(devices.c.device_id)
                               .where(devices.c.device_id == device_id)).first()
         if exists is None:
             raise HTTPException(404, f"no device {device_id}")
-        rows = conn.execute(query.order_by(records.c.ts, records.c.seq).limit(limit)).fetchall()
+        rows = conn.execute(query.order_by(when, records.c.seq).limit(limit)).fetchall()
     data = [TelemetryRecord(seq=r.seq, epoch=r.epoch, stream=r.stream, ts=iso(r.ts) or "",
                             received_at=iso(r.received_at) or "", metrics=r.metrics,
                             sources=r.sources, gap_to=r.gap_to) for r in rows]
