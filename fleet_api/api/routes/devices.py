@@ -1,6 +1,6 @@
 """Devices: registry, presence and telemetry."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -129,6 +129,36 @@ def _public(row: Any, now: datetime, timeout_s: float, alive: bool) -> DevicePub
     return DevicePublic(**_public_dict(row, now, timeout_s, alive))
 
 
+_UTC_SUFFIX = "+00:00"
+
+
+def _page(rows: Any, now: datetime, timeout_s: float, alive: bool) -> List[Dict[str, Any]]:
+    """`_public_dict` for a page of rows, by position: a thousand rows a request made
+    attribute access and per-row calls the larger part of the page's time."""
+    names = [str(c.name) for c in PUBLIC_COLUMNS]  # not quoted_name: to_json is slow on it
+    i_state, i_seen = names.index("state"), names.index("last_seen")
+    stale_before = now - timedelta(seconds=timeout_s)
+    out = []
+    for t in rows:
+        values = dict(zip(names, t))
+        seen = t[i_seen]
+        if not alive:
+            state, online = "unknown", False
+        elif t[i_state] == "online":
+            online = seen is not None and seen >= stale_before
+            state = "online" if online else "offline"
+        else:
+            state, online = t[i_state], False
+        values["state"], values["online"] = state, online
+        values["tags"] = values["tags"] or []
+        values["rotation"] = values.pop("rotation_state")
+        for key in ("last_seen", "created_at", "clone_suspected_at"):
+            if values[key] is not None:
+                values[key] = values[key].isoformat() + _UTC_SUFFIX
+        out.append(values)
+    return out
+
+
 @router.get("", response_model=DeviceList)
 def list_devices(services: ServicesDep, _who: Viewer,
                  limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0),
@@ -149,10 +179,9 @@ def list_devices(services: ServicesDep, _who: Viewer,
         if status is None:
             total = int(conn.execute(count_q).scalar_one())
             rows = conn.execute(query.limit(limit).offset(offset)).fetchall()
-            return _json({"data": [_public_dict(r, now, timeout, alive) for r in rows],
-                          "count": total})
+            return _json({"data": _page(rows, now, timeout, alive), "count": total})
         # Presence depends on time and ingest health, so filter after computing it.
-        every = [_public_dict(r, now, timeout, alive) for r in conn.execute(query)]
+        every = _page(conn.execute(query).fetchall(), now, timeout, alive)
     matching = [d for d in every if d["state"] == status]
     return _json({"data": matching[offset:offset + limit], "count": len(matching)})
 

@@ -1,0 +1,33 @@
+"""The device list's fast page builder says exactly what the single-device view says."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from fleet_api.api.routes.devices import PUBLIC_COLUMNS, _page, _public_dict
+from fleet_api.db import devices, make_engine, migrate, utcnow
+
+
+@pytest.mark.parametrize("alive", [True, False])
+def test_page_matches_the_single_view(db_url: str, alive: bool) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    now = utcnow()
+    cases = [("online", now), ("online", now - timedelta(seconds=121)),
+             ("online", now - timedelta(seconds=120)), ("online", None),
+             ("offline", now), ("unknown", None)]
+    with engine.begin() as conn:
+        conn.execute(devices.insert(), [dict(
+            device_id=f"pg-{i}", site="S", kind="wifi", district="K", lat=1.0, lon=2.0,
+            tags=["a"] if i % 2 else [], password_hash="x", created_at=now, state=state,
+            last_seen=seen, desired={}, desired_version=0, reported={}, rejected_count=i,
+            published_version=0, agent_version="0.1.0" if i else None,
+            clone_suspected_at=now if i == 2 else None, rotation_state="staging" if i == 3
+            else None, ntp_synced=bool(i % 2)) for i, (state, seen) in enumerate(cases)])
+        rows = conn.execute(select(*PUBLIC_COLUMNS).order_by(devices.c.device_id)).fetchall()
+    assert _page(rows, now, 120.0, alive) == [_public_dict(r, now, 120.0, alive) for r in rows]
+    assert [d["state"] for d in _page(rows, now, 120.0, alive)] == (
+        ["online", "offline", "online", "offline", "offline", "unknown"] if alive
+        else ["unknown"] * 6)
+    engine.dispose()
