@@ -147,10 +147,11 @@ def main() -> int:
         print(f"- {stream}: {len(rows)} records stored of {numbered.get(stream, 0)} numbered, "
               f"{len({e for e, _ in rows})} epoch(s), "
               f"{'no duplicates' if unique else 'DUPLICATES'}")
-    total = sum(len(rows) for rows in counts.values())
-    verdict = "nothing lost" if total + left == sum(numbered.values()) else "LOSS"
-    print(f"- stored {total} + still in the outbox {left} = {total + left}; numbered "
-          f"{sum(numbered.values())}: {verdict}")
+    # A seq the fleet lacks must still be in the box's outbox (sent at its next start).
+    missing = sum(numbered.get(s, 0) - len({q for _, q in rows}) for s, rows in counts.items())
+    verdict = "nothing lost" if missing <= left else "LOSS"
+    print(f"- missing from the fleet: {missing}; still held by the box's outbox: {left}: "
+          f"{verdict}")
     print(f"- faults: {'; '.join(faults)}")
     print("\nRSS samples (every 10 s, MB): "
           + " ".join(f"{r:.1f}" for _, r in samples[::6]))
