@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fleet_api.db import (
@@ -187,12 +187,6 @@ class Evaluator:
         since = self.since or now - timedelta(minutes=5)
         with self.engine.begin() as conn:
             limits = _limits(conn)
-            group_of: Dict[str, Optional[str]] = {}
-            unsynced: Dict[str, Optional[datetime]] = {}
-            for r in conn.execute(select(devices.c.device_id, devices.c.group_name,
-                                         devices.c.ntp_unsynced_since)):
-                group_of[r.device_id] = r.group_name
-                unsynced[r.device_id] = r.ntp_unsynced_since
             latest: Dict[Tuple[str, str], Any] = {}
             newest: Dict[Tuple[str, str], Any] = {}
             for row in conn.execute(
@@ -207,6 +201,17 @@ class Evaluator:
                 key = (row.device_id, row.stream)
                 if key not in newest or row.seq > newest[key].seq:
                     newest[key] = row
+            # Only the devices heard from in the window: at city scale a full scan every
+            # run held the GIL long enough to show in the API's tail latency.
+            group_of: Dict[str, Optional[str]] = {}
+            unsynced: Dict[str, Optional[datetime]] = {}
+            heard = sorted({device_id for device_id, _ in latest})
+            for i in range(0, len(heard), 500):
+                for r in conn.execute(select(devices.c.device_id, devices.c.group_name,
+                                             devices.c.ntp_unsynced_since)
+                                      .where(devices.c.device_id.in_(heard[i:i + 500]))):
+                    group_of[r.device_id] = r.group_name
+                    unsynced[r.device_id] = r.ntp_unsynced_since
             for (device_id, stream), row in latest.items():
                 if stream not in STREAM_RULES or device_id not in group_of:
                     continue
@@ -215,7 +220,7 @@ class Evaluator:
                 findings += self._clock(newest[(device_id, stream)], unsynced.get(device_id),
                                         now)
                 apply(conn, device_id, STREAM_RULES[stream], findings, now)
-            self._offline(conn, now, limits, group_of)
+            self._offline(conn, now, limits)
         self.since = now
 
     def _clock(self, row: Any, unsynced_since: Optional[datetime], now: datetime
@@ -233,19 +238,27 @@ class Evaluator:
                             round(skew, 1))]
         return []
 
-    def _offline(self, conn: Connection, now: datetime, limits: Dict[str, Dict[str, float]],
-                 group_of: Dict[str, Optional[str]]) -> None:
+    def _offline(self, conn: Connection, now: datetime, limits: Dict[str, Dict[str, float]]
+                 ) -> None:
         if not ingest_alive(conn, now):
             return  # the fleet cannot know: presence is unknown, not offline
-        flagged = {r[0] for r in conn.execute(select(alerts.c.device_id).where(
-            alerts.c.rule == "offline", alerts.c.status == "open"))}
+        open_offline = select(alerts.c.device_id).where(alerts.c.rule == "offline",
+                                                        alerts.c.status == "open")
+        flagged = {r[0] for r in conn.execute(open_offline)}
+        # Candidates only: silent for longer than the shortest offline limit (maybe offline
+        # long enough), or already flagged (maybe back). The database filters them, not a
+        # Python loop over every device.
+        shortest = min([lim["offline_min"] for lim in limits.values()]
+                       + [DEFAULTS["offline_min"]]) * 60
+        quiet = now - timedelta(seconds=shortest)
         for row in conn.execute(select(devices.c.device_id, devices.c.state,
-                                       devices.c.last_seen)):
-            if row.last_seen is None:
-                continue  # never seen: not yet installed
+                                       devices.c.last_seen, devices.c.group_name)
+                                .where(devices.c.last_seen.is_not(None),
+                                       or_(devices.c.last_seen < quiet,
+                                           devices.c.device_id.in_(open_offline)))):
             state, _online = presence(row.state, row.last_seen, now, self.timeout_s, True)
             silent = (now - row.last_seen).total_seconds()
-            lim = limits.get(group_of.get(row.device_id) or "", DEFAULTS)
+            lim = limits.get(row.group_name or "", DEFAULTS)
             if state == "offline" and silent > lim["offline_min"] * 60:
                 apply(conn, row.device_id, ("offline",), [Finding(
                     "offline", "", f"offline for {silent / 60:.1f} min, over "
