@@ -12,6 +12,7 @@ Prints p50/p95 over --requests requests per endpoint (after 5 warm-up requests).
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,9 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--raw-devices", type=int, default=5)
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--settle", type=float, default=20.0,
+                        help="seconds after start-up before timing: the fleet's first "
+                             "rollup pass and alert window run then")
     args = parser.parse_args()
     base = scratch_dir("simpul-bench-api-")
     pg = None
@@ -108,6 +112,7 @@ def main() -> int:
                                 stderr=subprocess.STDOUT, cwd=REPO)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _up(url), 60, what="serve")
+        time.sleep(args.settle)
         day = (utcnow() - timedelta(days=1)).isoformat() + "Z"
         week = (utcnow() - timedelta(days=7)).isoformat() + "Z"
         cases = [
@@ -117,7 +122,8 @@ def main() -> int:
             ("rollups 1h, a week", "/api/v1/devices/pos-04321/rollups",
              {"resolution": "1h", "since": week}),
         ]
-        print(f"{args.engine}, {args.requests} requests each, one client:")
+        print(f"{args.engine}, {args.requests} requests each, one client, load "
+              f"{os.getloadavg()[0]:.2f}:")
         print("| endpoint | p50 ms | p95 ms |")
         print("|---|---|---|")
         with httpx.Client(base_url=url, timeout=30,
