@@ -45,7 +45,7 @@ def create(conn: Connection, version: str, url: str, device_ids: Sequence[str],
     return rollout_id
 
 
-def _judge(target: Any, command: Any, version_now: Optional[str], version: str,
+def _judge(command: Any, version_now: Optional[str], version: str,
            settle_s: float, now: Any) -> Tuple[Optional[str], Optional[str]]:
     if command is None:
         return "failed", "its update command is gone"
@@ -74,7 +74,7 @@ def _advance_one(conn: Connection, ro: Any, now: Any) -> List[Dict[str, Any]]:
     outcome: Dict[str, str] = {d: t.outcome for d, t in rows.items() if t.outcome}
     for device_id, t in rows.items():
         if t.command_id and not t.outcome:
-            verdict, detail = _judge(t, found.get(t.command_id), versions.get(device_id),
+            verdict, detail = _judge(found.get(t.command_id), versions.get(device_id),
                                      ro.version, ro.settle_s, now)
             if verdict:
                 outcome[device_id] = verdict
