@@ -152,6 +152,10 @@ def print_markdown(result: Dict[str, Any], args: argparse.Namespace,
     print(f"| boxes that ran (numbered records) of {args.devices} | {result['boxes_ran']} |")
     peak = max((r["connected"] for r in result["series"]), default=0)
     print(f"| most boxes connected at once | {peak} |")
+    full = [r["t_s"] for r in result["series"] if r["connected"] >= args.devices]
+    span = (full[-1] - full[0] + args.sample) if full else 0
+    print(f"| all {args.devices} connected | from t = {full[0] if full else '-'} s, "
+          f"{span / 60:.1f} min of samples |")
     print(f"| records expected (by seq) | {c['expected']} |")
     print(f"| stored once | {c['stored']} |")
     print(f"| missing / duplicated | {c['missing']} / {c['duplicates']} |")

@@ -10,6 +10,8 @@ from typing import Optional
 
 from agent.errors import LinkError
 
+TRIM_EVERY_S = 120.0
+
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("run", help="run the agent daemon")
@@ -29,6 +31,7 @@ def read_password(path: Optional[str]) -> Optional[str]:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `simpul-agent --help` stays fast on a Pi.
+    from agent import memory
     from agent.config import load_config
     from agent.daemon import RESTART_EXIT_CODE, build_agent
     from agent.reactor import Reactor
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     agent.start()
+    # Once start-up's garbage is gone, then now and again (after an outage's replay).
+    reactor.call_every(TRIM_EVERY_S, memory.trim, first=10.0)
     logging.getLogger("simpul.agent").info("agent %s running", config.device.device_id)
     try:
         reactor.run()
