@@ -10,13 +10,25 @@ interface, AF_PACKET + BPF). Medians of --runs runs.
 Goals: RSS <= 40 MB without capture, <= 60 MB with it; CPU <= 2 %; start-up <= 1.5 s.
 
     PYTHONPATH=. python bench/bench_agent.py [--runs 3] [--seconds 60] [--quick]
+        [--python39]
+
+--python39 runs the agent with the box's interpreter instead of this one: Debian
+bullseye's python3.9 (Raspberry Pi OS Bullseye's), in the chroot of scripts/py39-chroot.sh,
+against the same broker, fleet and sensor ptys. Its config sits under the repository (the
+chroot sees it read-only at /repo) and its data in the chroot's own /tmp. Start-up is
+then timed from the moment the chroot's python process exists, so the chroot's own setup
+(mounts, venv check) is left out.
 """
 
 import argparse
+import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import Proc, Stack, env, scratch, wait_for
+from bench.stack import REPO, Proc, Stack, env, scratch, wait_for
 
 SENSORS = {"pms5003": "air", "sds011": "air2", "bridge": "board"}
 
@@ -54,7 +66,11 @@ def first_message(port: int, password: str, topic: str) -> threading.Event:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-agent-{os.getpid()}-"
                     f"{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
     c.username_pw_set("simpul-fleet", password)
-    c.on_message = lambda _c, _u, _m: seen.set()
+    def got(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
+        seen.last = m.payload  # type: ignore[attr-defined]
+        seen.set()
+
+    c.on_message = got
     c.connect("127.0.0.1", port)
     c.subscribe(topic, qos=0)
     c.loop_start()
@@ -63,31 +79,57 @@ def first_message(port: int, password: str, topic: str) -> threading.Event:
     return seen
 
 
+def chroot_agent(proc: "subprocess.Popen[bytes]", timeout: float = 600) -> psutil.Process:
+    """The chroot's python running the agent, once it exists (the first run builds the
+    rootfs and the venv)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the py39 chroot exited with {proc.returncode}")
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "agent.cli" in child.cmdline() and "python" in child.name():
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.01)
+    raise RuntimeError("the py39 chroot did not start the agent")
+
+
 def one_run(stack: Stack, base: Path, n: int, mqtt_info: dict, ports: Dict[str, Path],  # type: ignore[type-arg]
-            leases: Path, capture: bool, seconds: float) -> Dict[str, float]:
+            leases: Path, capture: bool, seconds: float, py39: bool = False
+            ) -> Dict[str, float]:
     box = base / f"run-{n}"
     box.mkdir()
     secret = box / "mqtt.password"
     secret.write_text(mqtt_info["password"] + "\n")
     secret.chmod(0o600)
     config = box / "agent.toml"
+    data = f"/tmp/agent-bench-{n}" if py39 else str(box / "data")
+    seen_as = (lambda path: Path("/repo") / Path(path).relative_to(REPO)) if py39 else Path
     config.write_text(
-        f'[device]\ndevice_id = "agent-bench"\ndata_dir = "{box / "data"}"\n\n'
-        f'[broker]\nurl = "{mqtt_info["url"]}"\npassword_file = "{secret}"\n\n'
+        f'[device]\ndevice_id = "agent-bench"\ndata_dir = "{data}"\n\n'
+        f'[broker]\nurl = "{mqtt_info["url"]}"\npassword_file = "{seen_as(secret)}"\n\n'
         "[publish]\nsample_interval_s = 1\nhealth_interval_s = 1\n\n"
-        + collectors(ports, leases, capture))
+        + collectors(ports, seen_as(leases), capture))
     password = (stack.broker_data / "fleet.password").read_text().strip()
     seen = first_message(stack.fleet_port, password, "simpul/v1/agent-bench/telemetry")
+    argv = ["-m", "agent.cli", "run", "--config", str(seen_as(config))]
+    if py39:
+        argv = ["bash", str(REPO / "scripts" / "py39-chroot.sh"), "--exec", "python", *argv]
+    else:
+        argv = [sys.executable, *argv]
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
-                            stdout=open(box / "agent.log", "ab"), stderr=subprocess.STDOUT,
-                            env=env(), start_new_session=True)
+    proc = subprocess.Popen(argv, stdout=open(box / "agent.log", "ab"),
+                            stderr=subprocess.STDOUT, env=env(), start_new_session=True)
     try:
+        p = chroot_agent(proc) if py39 else psutil.Process(proc.pid)
+        if py39:
+            t0 = time.monotonic()
         if not seen.wait(30):
             log = (box / "agent.log").read_text()[-800:]
             raise RuntimeError(f"no telemetry within 30 s: {log}")
         startup = time.monotonic() - t0
-        p = psutil.Process(proc.pid)
         time.sleep(min(10.0, seconds / 4))  # settle: imports done, sensors open
         cpu0, w0 = sum(p.cpu_times()[:2]), time.monotonic()
         peak = 0
@@ -97,9 +139,14 @@ def one_run(stack: Stack, base: Path, n: int, mqtt_info: dict, ports: Dict[str, 
             time.sleep(1)
         cpu = (sum(p.cpu_times()[:2]) - cpu0) / (time.monotonic() - w0) * 100
         rss = p.memory_info().rss
+        # The figure counts only if the agent really read its three sensors.
+        sources = json.loads(seen.last)["records"][-1]["sources"]  # type: ignore[attr-defined]
+        dead = [s for s in SENSORS.values() if sources.get(s, {}).get("state") != "ok"]
+        if dead:
+            raise RuntimeError(f"sensors not read: {dead}: {sources}")
     finally:
-        proc.terminate()
-        proc.wait(10)
+        os.killpg(proc.pid, signal.SIGTERM)  # the chroot's python too, with --python39
+        proc.wait(30)
         seen.client.loop_stop()  # type: ignore[attr-defined]
         seen.client.disconnect()  # type: ignore[attr-defined]
     return {"startup_s": startup, "rss_mb": rss / 2**20, "peak_mb": max(peak, rss) / 2**20,
@@ -111,10 +158,15 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--quick", action="store_true", help="1 run of 20 s each")
+    ap.add_argument("--python39", action="store_true",
+                    help="run the agent with bullseye's python3.9 (scripts/py39-chroot.sh)")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.seconds = 1, 20.0
-    base = scratch("simpul-bench-agent-")
+    # With --python39 the chroot must see the config: a scratch dir under the repository.
+    base = Path(tempfile.mkdtemp(prefix=".bench-agent-py39-", dir=REPO)) if args.python39 \
+        else scratch("simpul-bench-agent-")
+    base.chmod(0o755)  # the broker runs as the mosquitto user
     stack = Stack(base, f"sqlite:///{base}/fleet.db")
     sims: List[Proc] = []
     results: Dict[str, List[Dict[str, float]]] = {"without capture": [], "with capture": []}
@@ -126,6 +178,8 @@ def main() -> int:
             sims.append(Proc(["simulator.cli", "sensor", "--driver", driver, "--link", str(link),
                               "--interval", "1"], base / f"sensor-{driver}.log"))
         wait_for(lambda: all(p.exists() for p in ports.values()), 20, "the sensor ptys")
+        if args.python39:  # the chroot has the host's /dev, not the links to it
+            ports = {d: Path(os.path.realpath(link)) for d, link in ports.items()}
         leases = base / "dnsmasq.leases"
         leases.write_text("".join(f"{1900000000 + i} 02:00:00:00:00:{i:02x} 10.42.0.{i + 10} "
                                   f"phone-{i} *\n" for i in range(20)))
@@ -139,18 +193,22 @@ def main() -> int:
             for label, capture in (("without capture", False), ("with capture", True)):
                 n += 1
                 results[label].append(one_run(stack, base, n, mqtt_info, ports, leases,
-                                              capture, args.seconds))
+                                              capture, args.seconds, args.python39))
     finally:
         for p in sims:
             p.stop()
         stack.stop()
+        if args.python39:
+            shutil.rmtree(base, ignore_errors=True)
     print(f"### Agent footprint ({args.runs} runs of {args.seconds:g} s, load "
           f"{os.getloadavg()[0]:.2f})\n")
     print(f"`PYTHONPATH=. python bench/bench_agent.py --runs {args.runs} --seconds "
-          f"{args.seconds:g}` (as root: live capture needs CAP_NET_RAW)\n")
+          f"{args.seconds:g}{' --python39' if args.python39 else ''}` (as root: live "
+          "capture needs CAP_NET_RAW)\n")
     print("Three simulated sensors on ptys, dnsmasq leases + neighbour table, box health, "
-          "1 Hz sampling and publishing, Python "
-          f"{sys.version.split()[0]}.\n")
+          "1 Hz sampling and publishing, "
+          + ("Debian bullseye's Python 3.9 (the box's), in the chroot.\n" if args.python39
+             else f"Python {sys.version.split()[0]}.\n"))
     print("| agent | start-up to first publish (s) | RSS (MB) | peak RSS (MB) | CPU % | goals |")
     print("|---|---|---|---|---|---|")
     for label, runs in results.items():

@@ -148,13 +148,15 @@ def _open(conn: Connection, device_id: str, f: Finding, now: datetime) -> None:
 
 
 def _resolve(conn: Connection, device_id: str, rules: Tuple[str, ...], keep: Set[str],
-             now: datetime) -> None:
-    rows = conn.execute(select(alerts).where(alerts.c.device_id == device_id,
-                                             alerts.c.status == "open",
-                                             alerts.c.rule.in_(rules))).fetchall()
-    for row in rows:
-        if row.open_key in keep:
+             now: datetime, open_rows: Optional[List[Any]] = None) -> None:
+    if open_rows is None:
+        open_rows = conn.execute(select(alerts).where(alerts.c.device_id == device_id,
+                                                      alerts.c.status == "open",
+                                                      alerts.c.rule.in_(rules))).fetchall()
+    for row in list(open_rows):
+        if row.rule not in rules or row.open_key in keep:
             continue
+        open_rows.remove(row)  # resolved once, whichever stream comes next
         conn.execute(update(alerts).where(alerts.c.id == row.id).values(
             status="resolved", resolved_at=now, open_key=None))
         resolved = conn.execute(select(alerts).where(alerts.c.id == row.id)).one()
@@ -163,11 +165,14 @@ def _resolve(conn: Connection, device_id: str, rules: Tuple[str, ...], keep: Set
 
 
 def apply(conn: Connection, device_id: str, rules: Tuple[str, ...],
-          findings: List[Finding], now: datetime) -> None:
+          findings: List[Finding], now: datetime, open_rows: Optional[List[Any]] = None
+          ) -> None:
+    """Open (or refresh) each finding and resolve the device's other open alerts of these
+    rules. `open_rows`: the device's open alerts, when the caller loaded them in bulk."""
     for f in findings:
         _open(conn, device_id, f, now)
     keep = {f"{device_id}:{f.rule}:{f.subject}" for f in findings}
-    _resolve(conn, device_id, rules, keep, now)
+    _resolve(conn, device_id, rules, keep, now, open_rows)
 
 
 class Evaluator:
@@ -206,12 +211,19 @@ class Evaluator:
             group_of: Dict[str, Optional[str]] = {}
             unsynced: Dict[str, Optional[datetime]] = {}
             heard = sorted({device_id for device_id, _ in latest})
+            # Their open alerts in bulk too: a query per device to find what to resolve
+            # was thousands of queries a run at city scale.
+            open_of: Dict[str, List[Any]] = {d: [] for d in heard}
             for i in range(0, len(heard), 500):
+                chunk = heard[i:i + 500]
                 for r in conn.execute(select(devices.c.device_id, devices.c.group_name,
                                              devices.c.ntp_unsynced_since)
-                                      .where(devices.c.device_id.in_(heard[i:i + 500]))):
+                                      .where(devices.c.device_id.in_(chunk))):
                     group_of[r.device_id] = r.group_name
                     unsynced[r.device_id] = r.ntp_unsynced_since
+                for r in conn.execute(select(alerts).where(alerts.c.device_id.in_(chunk),
+                                                           alerts.c.status == "open")):
+                    open_of[r.device_id].append(r)
             for (device_id, stream), row in latest.items():
                 if stream not in STREAM_RULES or device_id not in group_of:
                     continue
@@ -219,7 +231,8 @@ class Evaluator:
                 findings = judge(stream, row.metrics or {}, row.sources or {}, lim)
                 findings += self._clock(newest[(device_id, stream)], unsynced.get(device_id),
                                         now)
-                apply(conn, device_id, STREAM_RULES[stream], findings, now)
+                apply(conn, device_id, STREAM_RULES[stream], findings, now,
+                      open_of[device_id])
             self._offline(conn, now, limits)
         self.since = now
 

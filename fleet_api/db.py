@@ -295,7 +295,11 @@ def utcnow() -> datetime:
 
 
 def iso(value: Optional[datetime]) -> Optional[str]:
-    return None if value is None else value.replace(tzinfo=timezone.utc).isoformat()
+    if value is None:
+        return None
+    if value.tzinfo is None:  # stored naive UTC; the same text, a sixth of the time
+        return value.isoformat() + "+00:00"
+    return value.replace(tzinfo=timezone.utc).isoformat()
 
 
 def to_naive_utc(value: datetime) -> datetime:

@@ -84,8 +84,11 @@ def _mark(conn: Connection) -> Optional[datetime]:
 
 
 def run(engine: Engine, retention: Retention, now: Optional[datetime] = None,
-        chunk: int = 50000) -> int:
-    """One pass; returns how many records were folded."""
+        chunk: int = 5000) -> int:
+    """One pass; returns how many records were folded. Rows are read and folded `chunk`
+    at a time (each part's buckets merged by upsert), so a pass's memory stays bounded:
+    at 50,000 a city of 10,000 boxes (26,000 records a minute) took the fleet process
+    from 300 to 520 MB once a minute in the city soak."""
     now = now or utcnow()
     until = now - SETTLE
     folded = 0
