@@ -149,14 +149,13 @@ def _open(conn: Connection, device_id: str, f: Finding, now: datetime) -> None:
 
 def _resolve(conn: Connection, device_id: str, rules: Tuple[str, ...], keep: Set[str],
              now: datetime, open_rows: Optional[List[Any]] = None) -> None:
-    if open_rows is None:
-        open_rows = conn.execute(select(alerts).where(alerts.c.device_id == device_id,
-                                                      alerts.c.status == "open",
-                                                      alerts.c.rule.in_(rules))).fetchall()
-    for row in list(open_rows):
+    rows: List[Any] = open_rows if open_rows is not None else list(conn.execute(
+        select(alerts).where(alerts.c.device_id == device_id, alerts.c.status == "open",
+                             alerts.c.rule.in_(rules))))
+    for row in list(rows):
         if row.rule not in rules or row.open_key in keep:
             continue
-        open_rows.remove(row)  # resolved once, whichever stream comes next
+        rows.remove(row)  # resolved once, whichever stream comes next
         conn.execute(update(alerts).where(alerts.c.id == row.id).values(
             status="resolved", resolved_at=now, open_key=None))
         resolved = conn.execute(select(alerts).where(alerts.c.id == row.id)).one()
