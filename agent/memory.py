@@ -28,3 +28,28 @@ def trim() -> None:
             log.debug("no glibc malloc_trim here")
     if _libc is not None:
         _libc.malloc_trim(0)
+
+
+_baseline: Optional[Any] = None
+
+
+def report_growth(limit: int = 15) -> None:
+    """With PYTHONTRACEMALLOC set: the first call keeps a snapshot, each later one logs
+    the source lines whose live allocations grew most since it (SIGUSR2 in `run`)."""
+    import tracemalloc
+
+    global _baseline
+    if not tracemalloc.is_tracing():
+        log.warning("memory report: start the agent with PYTHONTRACEMALLOC=5")
+        return
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)])
+    if _baseline is None:
+        _baseline = snap
+        log.warning("memory report: baseline kept (%.1f MB traced)",
+                    tracemalloc.get_traced_memory()[0] / 2**20)
+        return
+    for stat in snap.compare_to(_baseline, "traceback")[:limit]:
+        where = " <- ".join(f"{f.filename}:{f.lineno}" for f in stat.traceback[:4])
+        log.warning("memory report: %+.1f KB in %+d blocks at %s", stat.size_diff / 1024,
+                    stat.count_diff, where)

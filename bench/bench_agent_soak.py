@@ -45,6 +45,20 @@ def stored(api: httpx.Client, stream: str) -> List[Tuple[str, int]]:
     return [(r["epoch"], r["seq"]) for r in resp.json()["data"]]
 
 
+def agent_env() -> Dict[str, str]:
+    """SIMPUL_AGENT_TRACEMALLOC=N traces the agent's allocations (N frames) and nothing
+    else's; `kill -USR2 <agent>` then logs what grew (agent/memory.py).
+    SIMPUL_AGENT_PYTHONMALLOC sets the agent's PYTHONMALLOC (e.g. malloc)."""
+    out = env()
+    frames = os.environ.get("SIMPUL_AGENT_TRACEMALLOC")
+    if frames:
+        out["PYTHONTRACEMALLOC"] = frames
+    allocator = os.environ.get("SIMPUL_AGENT_PYTHONMALLOC")
+    if allocator:
+        out["PYTHONMALLOC"] = allocator
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -83,7 +97,7 @@ def main() -> int:
             + collectors(ports, leases, capture=False))
         agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config",
                                   str(config)], stdout=open(box / "agent.log", "ab"),
-                                 stderr=subprocess.STDOUT, env=env(), start_new_session=True)
+                                 stderr=subprocess.STDOUT, env=agent_env(), start_new_session=True)
         proc = psutil.Process(agent.pid)
         t0 = time.monotonic()
         end = t0 + args.minutes * 60

@@ -50,6 +50,11 @@ _PG_INSERT = (f"INSERT INTO records ({', '.join(COLUMNS)}) SELECT * FROM unnest(
               "ON CONFLICT ON CONSTRAINT records_identity DO NOTHING")
 
 
+_PG_SEEN = ("UPDATE devices SET state = seen.state, last_seen = %s FROM unnest("
+            "%s::varchar[], %s::varchar[]) AS seen(device_id, state) "
+            "WHERE devices.device_id = seen.device_id")
+
+
 def _dumps(value: Any) -> str:
     return to_json(value).decode()
 
@@ -96,7 +101,10 @@ def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:
 
 def write_batch(conn: Connection, batch: Batch, now: datetime) -> int:
     stored = insert_records(conn, batch.rows)
-    if batch.seen:
+    if batch.seen and conn.dialect.name == "postgresql":
+        # One statement for the batch's devices, not an UPDATE per device.
+        conn.exec_driver_sql(_PG_SEEN, (now, list(batch.seen), list(batch.seen.values())))
+    elif batch.seen:
         conn.execute(
             update(devices).where(devices.c.device_id == bindparam("b_id"))
             .values(state=bindparam("b_state"), last_seen=bindparam("b_seen")),

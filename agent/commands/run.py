@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR2, lambda *_: reactor.call_soon_threadsafe(
+        memory.report_growth))
     agent.start()
     # Once start-up's garbage is gone, then now and again (after an outage's replay).
     reactor.call_every(TRIM_EVERY_S, memory.trim, first=10.0)
