@@ -1,11 +1,13 @@
-"""The device list's fast page builder says exactly what the single-device view says."""
+"""The device list's fast page builder: presence as `presence()` decides it, every item
+a valid DevicePublic, and the single-device view is the same builder on one row."""
 
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from fleet_api.api.routes.devices import PUBLIC_COLUMNS, _page, _public_dict
+from fleet_api.api.routes.devices import PUBLIC_COLUMNS, DevicePublic, _page, _public
+from fleet_api.presence import presence
 from fleet_api.db import devices, make_engine, migrate, utcnow
 
 
@@ -26,8 +28,13 @@ def test_page_matches_the_single_view(db_url: str, alive: bool) -> None:
             clone_suspected_at=now if i == 2 else None, rotation_state="staging" if i == 3
             else None, ntp_synced=bool(i % 2)) for i, (state, seen) in enumerate(cases)])
         rows = conn.execute(select(*PUBLIC_COLUMNS).order_by(devices.c.device_id)).fetchall()
-    assert _page(rows, now, 120.0, alive) == [_public_dict(r, now, 120.0, alive) for r in rows]
-    assert [d["state"] for d in _page(rows, now, 120.0, alive)] == (
+        full = conn.execute(select(devices).order_by(devices.c.device_id)).fetchall()
+    page = _page(rows, now, 120.0, alive)
+    for item, (state, seen) in zip(page, cases):
+        assert (item["state"], item["online"]) == presence(state, seen, now, 120.0, alive)
+        assert DevicePublic.model_validate(item).model_dump(mode="json") == item
+    assert [_public(r, now, 120.0, alive).model_dump(mode="json") for r in full] == page
+    assert [d["state"] for d in page] == (
         ["online", "offline", "online", "offline", "offline", "unknown"] if alive
         else ["unknown"] * 6)
     engine.dispose()
