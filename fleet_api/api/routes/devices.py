@@ -13,7 +13,7 @@ from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
 from fleet_api.deps import DeviceId, ServicesDep, Technician, Viewer
-from fleet_api.presence import ingest_alive, presence
+from fleet_api.presence import ingest_alive
 from simpul_wire.topics import valid_device_id
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
