@@ -42,11 +42,13 @@ _SQLITE_INSERT = (f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES "
                   "ON CONFLICT (device_id, stream, epoch, seq) DO NOTHING")
 # One statement per batch on PostgreSQL: the columns go as arrays and unnest() makes the
 # rows (a row-per-statement executemany cost the server a parse-bind-execute per record).
+# In binary (%b): psycopg's text form escaped each JSON element's quotes with a regex,
+# a third of the ingest's profile on PostgreSQL.
 # DO NOTHING also skips a key repeated inside the same batch.
 _PG_TYPES = ("varchar", "varchar", "varchar", "bigint", "timestamp", "timestamp", "json",
              "json", "bigint")
 _PG_INSERT = (f"INSERT INTO records ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-              + ", ".join(f"%s::{t}[]" for t in _PG_TYPES) + ") "
+              + ", ".join(f"%b::{t}[]" for t in _PG_TYPES) + ") "
               "ON CONFLICT ON CONSTRAINT records_identity DO NOTHING")
 
 
