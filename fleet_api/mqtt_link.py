@@ -233,9 +233,6 @@ class Client:
     def publish0(self, topic: str, payload: bytes) -> None:
         self._c.publish(topic, payload, qos=0)
 
-    def flush(self) -> None:
-        self._check(self._c.loop_write())
-
     def close(self) -> None:
         sock = self._c.socket()
         if sock is not None:
