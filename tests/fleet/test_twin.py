@@ -17,7 +17,7 @@ def test_config_versions_conflicts_and_secrets(fleet: Fleet) -> None:
         assert got["version"] == 0 and got["desired"] == {} and got["reported"] == {}
         desired = {"publish": {"sample_interval_s": 5},
                    "collectors": [{"type": "synthetic", "name": "cam",
-                                   "values": {"rtsp_password": 9431.0, "fps": 12.0}}]}
+                                   "values": {"rtsp_password": 867530.9, "fps": 12.0}}]}
         put = api.put("/api/v1/devices/cam-01/config", json={"desired": desired, "version": 0})
         assert put.status_code == 200, put.text
         assert put.json()["version"] == 1
@@ -25,7 +25,7 @@ def test_config_versions_conflicts_and_secrets(fleet: Fleet) -> None:
         assert values == {"rtsp_password": "********", "fps": 12.0}
         # The box gets the real value, retained.
         sent = box.desired(1)
-        assert sent["config"]["collectors"][0]["values"]["rtsp_password"] == 9431.0
+        assert sent["config"]["collectors"][0]["values"]["rtsp_password"] == 867530.9
         # A writer that read version 0 is refused.
         stale = api.put("/api/v1/devices/cam-01/config", json={"desired": {}, "version": 0})
         assert stale.status_code == 409 and "version 1" in stale.text
@@ -37,7 +37,7 @@ def test_config_versions_conflicts_and_secrets(fleet: Fleet) -> None:
         assert put.status_code == 200, put.text
         sent = box.desired(2)
         assert sent["config"]["publish"]["sample_interval_s"] == 7
-        assert sent["config"]["collectors"][0]["values"]["rtsp_password"] == 9431.0
+        assert sent["config"]["collectors"][0]["values"]["rtsp_password"] == 867530.9
         # What the box would refuse is refused here, naming the field.
         bad = api.put("/api/v1/devices/cam-01/config",
                       json={"desired": {"broker": {"url": "mqtt://x:1"}}, "version": 2})
@@ -46,8 +46,8 @@ def test_config_versions_conflicts_and_secrets(fleet: Fleet) -> None:
         assert unknown.status_code == 404
         audit = api.get("/api/v1/audit", params={"target": "cam-01"}).json()["data"]
     assert [a["action"] for a in audit][:2] == ["config.put", "config.put"]
-    assert "9431" not in str(audit)
-    assert "9431" not in fleet.process.output()
+    assert "867530" not in str([a["detail"] for a in audit])
+    assert "867530.9" not in fleet.process.output()
     box.close()
 
 
