@@ -99,7 +99,7 @@ def prefill(box: Box, count: int, stream: str = "telemetry",
 class OutboxState:
     epoch: str
     numbered: Dict[str, int]  # stream -> how many seqs were ever assigned
-    held: Dict[str, Set[int]]  # stream -> seqs still in the outbox
+    held: Dict[str, Set[int]]  # stream -> seqs still in the outbox (gaps: all covered)
     counters: Dict[str, int]
     integrity: str
 
@@ -110,8 +110,12 @@ def read_outbox(path: Path) -> OutboxState:
         epoch = db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
         numbered = {s: n for s, n in db.execute("SELECT stream, next_seq FROM seqs")}
         held: Dict[str, Set[int]] = {s: set() for s in numbered}
-        for stream, seq in db.execute("SELECT stream, seq FROM records"):
-            held.setdefault(stream, set()).add(seq)
+        # A gap row holds every seq it covers: the records folded into it are not in
+        # the fleet yet either.
+        for stream, seq, to_seq in db.execute(
+                "SELECT stream, seq, CASE WHEN is_gap THEN json_extract(body, '$.gap.to_seq') "
+                "ELSE seq END FROM records"):
+            held.setdefault(stream, set()).update(range(seq, int(to_seq) + 1))
         counters = {k: v for k, v in db.execute("SELECT name, value FROM counters")}
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
@@ -150,9 +154,14 @@ def assert_exactly_once(fleet: Fleet, box: Box, streams: tuple = ("telemetry", "
             rows = fleet_rows(fleet, box.device_id, s)
             return rows if m <= set(covered(rows)) else None
 
-        rows = wait_until(arrived, timeout, interval=0.5,
-                          what=f"{box.device_id} {stream}: all {len(must)} forgotten records "
-                               f"stored (of {total} numbered)")
+        try:
+            rows = wait_until(arrived, timeout, interval=0.5,
+                              what=f"{box.device_id} {stream}: all {len(must)} forgotten "
+                                   f"records stored (of {total} numbered)")
+        except AssertionError as exc:  # say which seqs are missing: the clue to the cause
+            missing = sorted(must - set(covered(fleet_rows(fleet, box.device_id, stream))))
+            raise AssertionError(f"{exc}; missing {len(missing)}: "
+                                 f"{seq_ranges_text(missing)}") from None
         seqs = covered(rows)
         assert len(seqs) == len(set(seqs)), f"{stream}: a seq stored twice"
         assert set(seqs) <= set(range(total)), f"{stream}: a seq the box never numbered"
@@ -161,6 +170,17 @@ def assert_exactly_once(fleet: Fleet, box: Box, streams: tuple = ("telemetry", "
             assert not [r for r in rows if r.get("gap_to") is not None], "unexpected gap"
         result[stream] = rows
     return result
+
+
+def seq_ranges_text(seqs: List[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9"."""
+    parts: List[str] = []
+    for seq in seqs:
+        if parts and seq == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{seq}"
+        else:
+            parts.append(str(seq))
+    return ", ".join(parts)
 
 
 def fleet_count(fleet: Fleet, device_id: str) -> int:
