@@ -39,6 +39,7 @@ def report_growth(limit: int = 15) -> None:
     import tracemalloc
 
     global _baseline
+    report_native()
     if not tracemalloc.is_tracing():
         log.warning("memory report: start the agent with PYTHONTRACEMALLOC=5")
         return
@@ -53,3 +54,36 @@ def report_growth(limit: int = 15) -> None:
         where = " <- ".join(f"{f.filename}:{f.lineno}" for f in stat.traceback[:4])
         log.warning("memory report: %+.1f KB in %+d blocks at %s", stat.size_diff / 1024,
                     stat.count_diff, where)
+
+
+def _status_kb(field: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def report_native() -> None:
+    """Log what tracemalloc cannot see: RSS, threads, and SQLite's own page caches and
+    buffers (sqlite3_memory_used, and its high-water mark)."""
+    import threading
+
+    sqlite_now = sqlite_peak = None
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+        lib.sqlite3_memory_highwater.argtypes = [ctypes.c_int]
+        sqlite_now = lib.sqlite3_memory_used() / 2**20
+        sqlite_peak = lib.sqlite3_memory_highwater(0) / 2**20
+    except (OSError, AttributeError):
+        pass
+    rss = _status_kb("VmRSS")
+    log.warning("memory report: RSS %s MB, %d threads, SQLite %s MB (peak %s MB)",
+                "?" if rss is None else f"{rss / 1024:.1f}", threading.active_count(),
+                "?" if sqlite_now is None else f"{sqlite_now:.2f}",
+                "?" if sqlite_peak is None else f"{sqlite_peak:.2f}")
