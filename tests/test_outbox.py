@@ -116,3 +116,39 @@ def test_replay_after_an_outage_is_paced(tmp_path: Path) -> None:
     total = sum(p.count(b'"seq"') for p in sent)
     # Paced: at most 200 a second more, never the other 750 at once.
     assert first < total <= first + 200 * elapsed + 60, (first, total, elapsed)
+
+
+def test_a_sent_batch_is_what_the_models_would_encode(tmp_path: Path) -> None:
+    """The box splices stored records into the batch instead of decoding and encoding
+    them: the fleet must read exactly what pydantic's encoding of them would say."""
+    from agent.box import Box
+    from agent.collectors.base import Accumulator
+    from agent.config import AgentConfig
+    from agent.reactor import Reactor
+    from simpul_wire.models import Record, TelemetryBatch, decode, encode
+
+    config = AgentConfig.model_validate({
+        "device": {"device_id": "park-01", "data_dir": str(tmp_path)}})
+    box = Box(config, Reactor(), None, collectors=[])
+    acc = Accumulator()
+    acc.add("pm2_5", 12.5)
+    acc.add("broken", float("nan"))  # no reading: left out, not sent as null
+    acc.add("overflow", float("inf"))
+    acc.status("air", "stale", "checksum errors")
+    acc.status("air2", "ok")
+    for _ in range(12):
+        box._store("telemetry", acc)
+    for record in box.outbox.pending(3):  # as the byte budget would: one gap, 0..2
+        box.outbox.drop(record.id, "budget")
+    stored = box.outbox.pending(100)
+    assert stored[0].body["gap"] == {"to_seq": 2, "reason": "budget"}
+    sent = decode(TelemetryBatch, box._encode("telemetry", stored))
+    expected = decode(TelemetryBatch, encode(TelemetryBatch(
+        device_id="park-01", stream="telemetry", epoch=box.outbox.epoch,
+        ntp_synced=sent.ntp_synced,
+        records=[Record(seq=r.seq, **r.body) for r in stored])))  # type: ignore[arg-type]
+    assert sent.model_dump(exclude={"ts"}) == expected.model_dump(exclude={"ts"})
+    assert sent.ts.tzinfo is not None
+    assert [r.seq for r in sent.records] == [r.seq for r in stored]
+    assert sent.records[-1].metrics == {"pm2_5": 12.5}
+    assert sent.records[-1].sources["air"].reason == "checksum errors"

@@ -10,6 +10,7 @@ frame counters, its source status) that go up with the health stream whatever th
 collector's own stream is.
 """
 
+import math
 from typing import Dict, List, Optional, Protocol, runtime_checkable
 
 from simpul_wire.models import SourceState, SourceStatus
@@ -23,7 +24,10 @@ class Accumulator:
         self.sources: Dict[str, SourceStatus] = {}
 
     def add(self, name: str, value: float) -> None:
-        self.metrics[name] = float(value)
+        number = float(value)
+        # NaN or infinity is no reading, and JSON has no word for it: left out.
+        if math.isfinite(number):
+            self.metrics[name] = number
 
     def status(self, source: str, state: SourceState, reason: Optional[str] = None) -> None:
         self.sources[source] = SourceStatus(state=state, reason=reason)
