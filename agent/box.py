@@ -38,7 +38,8 @@ REFUSED_HOLD_S = 30.0
 def _with_seq(record: StoredRecord) -> str:
     """The stored body (a JSON object) with `seq` put first."""
     inner = record.text.strip()[1:]
-    return f'{{"seq":{record.seq}{"," if inner.strip() != "}" else ""}{inner}'
+    comma = "" if inner.strip() == "}" else ","
+    return '{"seq":' + str(record.seq) + comma + inner
 
 
 def start_collectors(collectors: List[Collector]) -> None:
