@@ -84,7 +84,11 @@ class StoredRecord:
     id: int
     stream: str
     seq: int
-    body: Dict[str, object]
+    text: str  # the body as stored: a JSON object without `seq`
+
+    @property
+    def body(self) -> Dict[str, object]:
+        return json.loads(self.text)  # type: ignore[no-any-return]
 
 
 class Outbox:
@@ -259,7 +263,7 @@ class Outbox:
             "ORDER BY priority, id LIMIT ?",
             (RESEND_MAX_S, self.resend_after_s, now, now, limit + len(skip)),
         ).fetchall()
-        out = [StoredRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows if r[0] not in skip]
+        out = [StoredRecord(r[0], r[1], r[2], r[3]) for r in rows if r[0] not in skip]
         return out[:limit]
 
     def mark_sent(self, ids: Sequence[int]) -> None:
