@@ -18,14 +18,10 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 
+from bench.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("SIMPUL_PG", "postgresql://postgres@127.0.0.1:5432")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(cond: Any, timeout: float, what: str) -> Any:
