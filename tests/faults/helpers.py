@@ -104,6 +104,18 @@ class OutboxState:
     integrity: str
 
 
+def outbox_once_made(path: Path) -> Optional[OutboxState]:
+    """read_outbox, or None while the agent has not created the file or its tables yet."""
+    if not path.exists():
+        return None
+    try:
+        return read_outbox(path)
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+
+
 def read_outbox(path: Path) -> OutboxState:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import assert_exactly_once, collectors, make_box, publish, read_outbox
+from tests.faults.helpers import (
+    assert_exactly_once,
+    collectors,
+    make_box,
+    outbox_once_made,
+    publish,
+    read_outbox,
+)
 from tests.harness import Broker, Fleet, device, wait_until
 
 pytestmark = pytest.mark.slow
@@ -47,9 +54,9 @@ def test_disk_full(scratch: Path, broker: Broker, fleet: Fleet) -> None:
     filler = box.data / "filler"
     try:
         box.start()
-        state = wait_until(lambda: (lambda s: s.counters.get("dropped", 0) >= 30 and s)(
-            read_outbox(box.outbox)) if box.outbox.exists() else None, 60,
-            what="drop-oldest once the outbox has filled the disk")
+        state = wait_until(lambda: (lambda s: s is not None and s.counters.get("dropped", 0)
+                                    >= 30 and s)(outbox_once_made(box.outbox)), 60,
+                           what="drop-oldest once the outbox has filled the disk")
         assert state.counters.get("disk_low") == 1
         # Something else takes every byte that is left.
         fill(filler)
