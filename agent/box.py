@@ -37,9 +37,8 @@ REFUSED_HOLD_S = 30.0
 
 def _with_seq(record: StoredRecord) -> str:
     """The stored body (a JSON object) with `seq` put first."""
-    inner = record.text.strip()[1:]
-    comma = "" if inner.strip() == "}" else ","
-    return '{"seq":' + str(record.seq) + comma + inner
+    rest = record.text[1:]  # after the opening brace
+    return '{"seq":' + str(record.seq) + ("" if rest == "}" else ",") + rest
 
 
 def start_collectors(collectors: List[Collector]) -> None:

@@ -7,6 +7,7 @@ fleet binds it. So: ports below the ephemeral range, each worker in its own slic
 the same one twice in a process, and only ones nobody listens on now.
 """
 
+import functools
 import os
 import random
 import socket
@@ -15,6 +16,7 @@ from typing import Set, Tuple
 _handed: Set[int] = set()
 
 
+@functools.cache  # the range and the worker do not change in a process
 def _slice() -> Tuple[int, int]:
     low, high = 10000, 32000
     try:

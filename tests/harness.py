@@ -26,8 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-
-
 def wait_until(cond: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1,
                what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout

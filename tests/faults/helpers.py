@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from agent.outbox import Outbox
+from simpul_wire.models import seq_ranges
 from tests.harness import Fleet, Process, agent_process, telemetry, wait_until, write_agent_config
 
 
@@ -186,13 +187,7 @@ def assert_exactly_once(fleet: Fleet, box: Box, streams: tuple = ("telemetry", "
 
 def seq_ranges_text(seqs: List[int]) -> str:
     """[3, 4, 5, 9] -> "3-5, 9"."""
-    parts: List[str] = []
-    for seq in seqs:
-        if parts and seq == int(parts[-1].split("-")[-1]) + 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{seq}"
-        else:
-            parts.append(str(seq))
-    return ", ".join(parts)
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in seq_ranges(seqs))
 
 
 def fleet_count(fleet: Fleet, device_id: str) -> int:
