@@ -1,7 +1,9 @@
 """Topic builders and parsers: every topic of a device lives under simpul/v1/{device_id}/."""
 
 import re
-from typing import Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from simpul_wire.models import MAX_PAYLOAD_BYTES
 
 PREFIX = "simpul/v1"
 
@@ -18,6 +20,30 @@ LEAVES = (
     "ack",
 )
 
+
+
+class LeafRule(NamedTuple):
+    """Who writes a leaf, whether the contract retains it, and its largest payload.
+    The broker enforces exactly this table (broker_config/plugin/simpul_acl.c gets it
+    rendered as plugin_opt_leaves), so a box cannot retain or flood where it should not."""
+
+    writer: str  # "box" or "fleet"
+    retained: bool
+    max_bytes: int
+
+
+LEAF_RULES: Dict[str, LeafRule] = {
+    "state": LeafRule("box", True, 4 * 1024),
+    "telemetry": LeafRule("box", False, MAX_PAYLOAD_BYTES),
+    "health": LeafRule("box", False, MAX_PAYLOAD_BYTES),
+    "config/reported": LeafRule("box", True, 128 * 1024),
+    "config/desired": LeafRule("fleet", True, MAX_PAYLOAD_BYTES),
+    "cmd": LeafRule("fleet", False, MAX_PAYLOAD_BYTES),
+    "cmd/result": LeafRule("box", False, MAX_PAYLOAD_BYTES),
+    "claim": LeafRule("box", False, 4 * 1024),
+    "ack": LeafRule("fleet", False, MAX_PAYLOAD_BYTES),
+}
+
 # Lower-case letters, digits and dashes: safe as an MQTT topic level, a username,
 # a client id and a file name. No '/', '+', '#' can ever reach a topic.
 _DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -30,6 +56,30 @@ class TopicError(ValueError):
 
 def valid_device_id(device_id: str) -> bool:
     return bool(_DEVICE_ID.match(device_id))
+
+
+# The fleet's own broker accounts and client ids carry a character no device id can
+# have, so no registration can ever take one (docs/security.md, "Names").
+FLEET_NAME_PREFIX = "simpul_"
+
+
+def fleet_name(name: str) -> str:
+    """A broker account or client id of the fleet's own: simpul_<name>."""
+    return f"{FLEET_NAME_PREFIX}{name}"
+
+
+# Before the names above, the fleet's accounts and client ids were simpul-fleet,
+# simpul-bridge, simpul-ingest-N: a broker's stored sessions may still hold them, so a
+# device may never be registered under that form.
+_LEGACY_FLEET_FORM = "simpul-"
+
+
+def reserved_device_id(device_id: str) -> Optional[str]:
+    """Why `device_id` may not be registered, or None when it may."""
+    if device_id == "simpul" or device_id.startswith(_LEGACY_FLEET_FORM):
+        return ("ids starting with 'simpul-' are reserved for the fleet's own broker "
+                "accounts and client ids")
+    return None
 
 
 def _check_device(device_id: str) -> str:

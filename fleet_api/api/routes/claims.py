@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Column, DateTime, Float, String, Table, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -31,7 +31,7 @@ from fleet_api.audit import record
 from fleet_api.db import devices, iso, metadata, utcnow
 from fleet_api.deps import ServicesDep, Technician, Viewer
 from simpul_wire.models import CLAIM_STREAM, Ack, Claim, claim_epoch, encode
-from simpul_wire.topics import topic
+from simpul_wire.topics import reserved_device_id, topic
 
 log = logging.getLogger("simpul.claims")
 
@@ -88,6 +88,14 @@ class BatchCreate(BaseModel):
     district: str = Field(default="unassigned", min_length=1, max_length=100)
     prefix: str = Field(default="box", pattern=r"^[a-z][a-z0-9-]{0,40}$")
     tags: List[str] = Field(default_factory=list, max_length=31)
+
+    @field_validator("prefix")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        reserved = reserved_device_id(f"{value}-x")
+        if reserved:
+            raise ValueError(reserved)
+        return value
 
 
 class Unclaimed(BaseModel):

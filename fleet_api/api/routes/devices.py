@@ -14,7 +14,7 @@ from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
 from fleet_api.deps import DeviceId, ServicesDep, Technician, Viewer
 from fleet_api.presence import ingest_alive
-from simpul_wire.topics import valid_device_id
+from simpul_wire.topics import reserved_device_id, valid_device_id
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -39,6 +39,9 @@ class DeviceCreate(BaseModel):
     def _device_id(cls, value: str) -> str:
         if not valid_device_id(value):
             raise ValueError("must be 2-63 characters of a-z, 0-9 and '-'")
+        reserved = reserved_device_id(value)
+        if reserved:
+            raise ValueError(reserved)
         return value
 
 
