@@ -12,17 +12,51 @@ import secrets
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
+from urllib.parse import quote
+
+from fleet_api.broker_plugin import ACCESS_FILE
+from simpul_wire.topics import fleet_name, valid_device_id
 
 log = logging.getLogger("simpul.accounts")
 
-FLEET_USER = "simpul-fleet"
-# District brokers bridge in with this account, when the city broker accepts bridges.
-BRIDGE_USER = "simpul-bridge"
+# The fleet's own account and the bridges' carry '_', which no device id can: no
+# registration can ever become one of them (docs/security.md, "Names").
+FLEET_USER = fleet_name("fleet")
+BRIDGE_PREFIX = fleet_name("bridge_")
+# What brokers set up before these names held; a restart drops their lines.
+LEGACY_USERS = ("simpul-fleet", "simpul-bridge")
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes for $7$
 RELOAD_DEBOUNCE_S = 0.25
-ACL_TEMPLATE = Path(__file__).resolve().parent.parent / "broker_config" / "acl"
+
+
+def bridge_user(name: str) -> str:
+    return f"{BRIDGE_PREFIX}{name}"
+
+
+def broker_user_ok(user: str) -> bool:
+    """A device id or a bridge account: the only names the password file may hold beside
+    the fleet's own."""
+    if user.startswith(BRIDGE_PREFIX):
+        return valid_bridge_name(user[len(BRIDGE_PREFIX):])
+    return valid_device_id(user)
+
+
+def valid_bridge_name(name: str) -> bool:
+    """A bridge is named like a device (it is a district's name, e.g. kota-barat)."""
+    return len(name) <= 40 and valid_device_id(name)
+
+
+@dataclass
+class AccessData:
+    """What the broker must know, loaded from the fleet database by one query per table."""
+
+    accounts: List[Tuple[str, str]] = field(default_factory=list)  # (user, hash)
+    districts: List[Tuple[str, str]] = field(default_factory=list)  # (device id, district)
+    bridges: List[Tuple[str, str]] = field(default_factory=list)  # (bridge user, district)
+    denied: List[str] = field(default_factory=list)  # revoked certificate identities
 
 
 def new_password() -> str:
@@ -75,22 +109,36 @@ def write_private(path: Path, text: str, for_broker: bool = True) -> None:
 
 
 def service_lines(data: Path) -> List[str]:
-    """The password-file lines of the fleet's own account and, when this broker accepts
-    district bridges (DIR/bridge.hash exists), of the bridge account."""
-    lines = [f"{FLEET_USER}:{(data / 'fleet.hash').read_text().strip()}"]
-    bridge = data / "bridge.hash"
-    if bridge.exists():
-        lines.append(f"{BRIDGE_USER}:{bridge.read_text().strip()}")
-    return lines
+    """The password-file line of the fleet's own account."""
+    return [f"{FLEET_USER}:{(data / 'fleet.hash').read_text().strip()}"]
 
 
-def acl_text(denied: Iterable[str]) -> str:
-    """Deny entries are checked before every pattern, so a denied user gets nothing."""
-    blocks = [f"user {user}\ntopic deny #\ntopic deny $SYS/#\n" for user in denied]
-    text = ACL_TEMPLATE.read_text()
-    if blocks:
-        text += "\n# Revoked certificate identities (deregistered devices).\n" + "".join(blocks)
-    return text
+def passwd_text(service: List[str], accounts: List[Tuple[str, str]]) -> str:
+    """The password file: the fleet's lines first, then one line per account. A user
+    appears once whatever the caller passed: a name that is not a device's or a bridge's,
+    or one already written, is dropped and logged (Mosquitto 2.0.11 keeps duplicate
+    users in its hash table; docs/security.md, "The broker's crash")."""
+    seen: Dict[str, str] = {}
+    for line in service:
+        user, _, pw_hash = line.partition(":")
+        seen[user] = pw_hash
+    for user, pw_hash in accounts:
+        if user in seen or not broker_user_ok(user) or ":" in pw_hash or "\n" in pw_hash:
+            log.error("broker account %r left out of the password file: a duplicate or "
+                      "not a device or bridge name", user[:80])
+            continue
+        seen[user] = pw_hash
+    return "".join(f"{user}:{pw_hash}\n" for user, pw_hash in seen.items())
+
+
+def access_text(data: AccessData) -> str:
+    """The plugin's data file (broker_config/plugin/simpul_acl.c): districts go
+    percent-encoded, so a space in "Kota Barat" cannot split a line."""
+    lines = ["# Written by the fleet's account sync; read by simpul_acl on SIGHUP."]
+    lines += [f"D {d} {quote(district, safe='')}" for d, district in data.districts]
+    lines += [f"B {user} {quote(district, safe='')}" for user, district in data.bridges]
+    lines += [f"X {identity}" for identity in data.denied]
+    return "\n".join(lines) + "\n"
 
 
 class BrokerAccounts:
@@ -106,19 +154,16 @@ class BrokerAccounts:
     def fleet_hash(self) -> str:
         return (self.dir / "fleet.hash").read_text().strip()
 
-    def write(self, accounts: Iterable[Tuple[str, str]],
-              denied: Optional[Iterable[str]] = None) -> None:
-        """Write the password file (the fleet account plus every given device) and, when
-        `denied` is given, the ACL: broker_config/acl plus a deny-everything block for each
-        revoked certificate identity. A certificate login skips the password file; the CRL
-        refuses a revoked certificate, and this deny is the second lock."""
-        lines = service_lines(self.dir)
-        lines += [f"{user}:{pw_hash}" for user, pw_hash in accounts]
+    def write(self, data: AccessData) -> None:
+        """Write the password file (the fleet's account plus every device and bridge) and
+        the plugin's data file (districts, bridges, revoked identities). A certificate
+        login skips the password file; the CRL refuses a revoked certificate, and the
+        plugin's deny is the second lock."""
         with open(self.dir / "passwd.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            write_private(self.dir / "passwd", "\n".join(lines) + "\n")
-            if denied is not None:
-                write_private(self.dir / "acl", acl_text(denied))
+            write_private(self.dir / "passwd", passwd_text(service_lines(self.dir),
+                                                           data.accounts))
+            write_private(self.dir / ACCESS_FILE, access_text(data))
 
     def broker_pid(self) -> Optional[int]:
         try:
@@ -144,12 +189,9 @@ class AccountSync:
     """Debounced rebuild-and-reload. Many registrations within the debounce window cost
     one file write and one SIGHUP; `request()` returns a ticket `wait()` blocks on."""
 
-    def __init__(self, accounts: BrokerAccounts,
-                 load: Callable[[], List[Tuple[str, str]]],
-                 load_denied: Optional[Callable[[], List[str]]] = None) -> None:
+    def __init__(self, accounts: BrokerAccounts, load: Callable[[], AccessData]) -> None:
         self.accounts = accounts
         self._load = load
-        self._load_denied = load_denied
         self._cond = threading.Condition()
         self._requested = 0
         self._applied = 0
@@ -183,8 +225,7 @@ class AccountSync:
             with self._cond:
                 target = self._requested
             try:
-                denied = self._load_denied() if self._load_denied else None
-                self.accounts.write(self._load(), denied)
+                self.accounts.write(self._load())
                 self.accounts.reload_now()
             except Exception:  # the sync thread must outlive a bad write; it retries
                 log.exception("broker account sync failed; retrying")

@@ -7,20 +7,25 @@ pid in DIR/mosquitto.pid is the broker's own and SIGHUP reloads its accounts.
 
 import json
 import os
-import re
 import shutil
 import stat
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+from fleet_api import broker_plugin
 from fleet_api.accounts import (
-    BRIDGE_USER,
     FLEET_USER,
-    acl_text,
+    LEGACY_USERS,
+    AccessData,
+    access_text,
+    bridge_user,
+    broker_user_ok,
     mosquitto_hash,
     new_password,
+    passwd_text,
     service_lines,
+    valid_bridge_name,
     write_private,
 )
 from fleet_api.pki import FleetCA
@@ -75,26 +80,27 @@ def raise_nofile(wanted: int) -> int:
 
 
 def _bridge_section(data: Path, address: str, name: str) -> str:
-    """The district side of a bridge: broker_config/bridge.conf.in with the city's bridge
-    password, which the operator copies from the city's DIR/bridge.password."""
+    """The district side of a bridge: broker_config/bridge.conf.in with the password the
+    city's admin got once when creating this bridge (POST /api/v1/bridges)."""
     secret = data / "bridge.password"
+    if not valid_bridge_name(name):
+        raise BrokerSetupError("--bridge-name: 2-40 characters of a-z, 0-9 and '-', the name "
+                               "the bridge was created with at the city")
     if not secret.exists():
-        raise BrokerSetupError(f"{secret} is missing: copy bridge.password from the city "
-                               "broker's data dir (started with --accept-bridges)")
-    if not re.fullmatch(r"[a-z0-9-]{1,40}", name):
-        raise BrokerSetupError("--bridge-name: 1-40 characters of a-z, 0-9 and '-'")
+        raise BrokerSetupError(f"{secret} is missing: write there the password the city's "
+                               f"admin got from POST /api/v1/bridges for {name!r}")
     return (CONFIG_DIR / "bridge.conf.in").read_text().format(
-        name=name, address=address, password=secret.read_text().strip())
+        name=name, address=address, username=bridge_user(name),
+        password=secret.read_text().strip())
 
 
 def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
-            extra: str = "", profile: str = "default", accept_bridges: bool = False,
+            extra: str = "", profile: str = "default",
             bridge: Optional[Tuple[str, str]] = None, tls_port: Optional[int] = None,
             tls_names: Sequence[str] = ()) -> Path:
     """Create or refresh DIR; return the rendered config's path.
 
-    accept_bridges: the city side; makes the `simpul-bridge` account (DIR/bridge.password)
-    that district brokers log in with. bridge=(HOST:PORT, NAME): the district side.
+    bridge=(HOST:PORT, NAME): the district side of a bridge the city's admin created.
     tls_port: also a TLS listener for devices with certificates from the fleet's CA
     (created in DIR/tls on first use; tls_names go into the broker's certificate)."""
     data = Path(data_dir).resolve()
@@ -103,6 +109,10 @@ def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
     if os.getuid() == 0:
         os.chown(data, _mosquitto_uid(), -1)
         data.chmod(0o750)
+    try:
+        plugin = broker_plugin.install(data)
+    except broker_plugin.PluginBuildError as exc:
+        raise BrokerSetupError(str(exc)) from exc
     template = (CONFIG_DIR / PROFILES[profile]).read_text()
     if bridge is not None:
         extra = _bridge_section(data, *bridge) + extra
@@ -110,28 +120,34 @@ def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
         ca = FleetCA(str(data))
         ca.ensure(tls_names)
         extra += (CONFIG_DIR / "tls_listener.conf.in").read_text().format(
-            tls_port=tls_port, bind=bind, tls=ca.dir)
+            tls_port=tls_port, bind=bind, tls=ca.dir,
+            device_plugin=broker_plugin.listener_lines(plugin, data, "device"))
     conf = template.format(data=data, port=port, fleet_port=fleet_port, bind=bind, extra=extra,
-                           max_connections=CITY_MAX_CONNECTIONS)
+                           max_connections=CITY_MAX_CONNECTIONS,
+                           device_plugin=broker_plugin.listener_lines(plugin, data, "device"),
+                           fleet_plugin=broker_plugin.listener_lines(plugin, data, "fleet"))
     write_private(data / "mosquitto.conf", conf)  # a bridge's password may be in it
-    write_private(data / "acl", acl_text(()))  # the fleet's sync adds revoked identities
+    # Before the plugin, an acl_file; and before admin-made bridges, one shared account.
+    for stale in ("acl", "bridge.hash"):
+        (data / stale).unlink(missing_ok=True)
+    access = data / broker_plugin.ACCESS_FILE
+    if not access.exists():  # the fleet's account sync writes the real one
+        write_private(access, access_text(AccessData()))
     secret = data / "fleet.password"
     if not secret.exists():
         password = new_password()
         write_private(secret, password + "\n", for_broker=False)
         write_private(data / "fleet.hash", mosquitto_hash(password) + "\n", for_broker=False)
-    if accept_bridges and not (data / "bridge.hash").exists():
-        password = new_password()
-        write_private(data / "bridge.password", password + "\n", for_broker=False)
-        write_private(data / "bridge.hash", mosquitto_hash(password) + "\n", for_broker=False)
-    service = service_lines(data)
+    # Keep the device and bridge lines of an existing password file (the fleet's sync
+    # rewrites it from the database anyway); drop the fleet's own and the legacy ones.
     passwd = data / "passwd"
+    kept = []
     if passwd.exists():
-        lines = [ln for ln in passwd.read_text().splitlines()
-                 if ln and not ln.startswith((f"{FLEET_USER}:", f"{BRIDGE_USER}:"))]
-    else:
-        lines = []
-    write_private(passwd, "\n".join([*service, *lines]) + "\n")
+        for line in passwd.read_text().splitlines():
+            user, _, pw_hash = line.partition(":")
+            if user not in (FLEET_USER, *LEGACY_USERS) and broker_user_ok(user):
+                kept.append((user, pw_hash))
+    write_private(passwd, passwd_text(service_lines(data), kept))
     info = {"device_url": f"mqtt://127.0.0.1:{port}", "fleet_url": f"mqtt://127.0.0.1:{fleet_port}",
             "port": port, "fleet_port": fleet_port, "bind": bind, "profile": profile}
     if tls_port is not None:
@@ -141,7 +157,7 @@ def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
 
 
 def exec_broker(data_dir: str, port: int, fleet_port: Optional[int] = None,
-                bind: str = "0.0.0.0", profile: str = "default", accept_bridges: bool = False,
+                bind: str = "0.0.0.0", profile: str = "default",
                 bridge: Optional[Tuple[str, str]] = None, tls_port: Optional[int] = None,
                 tls_names: Sequence[str] = ()) -> None:
     mosquitto = shutil.which("mosquitto") or (
@@ -149,7 +165,7 @@ def exec_broker(data_dir: str, port: int, fleet_port: Optional[int] = None,
     if mosquitto is None:
         raise BrokerSetupError("mosquitto is not installed: apt-get install mosquitto")
     conf = prepare(data_dir, port, fleet_port or port + 1, bind, profile=profile,
-                   accept_bridges=accept_bridges, bridge=bridge, tls_port=tls_port,
+                   bridge=bridge, tls_port=tls_port,
                    tls_names=tls_names)
     if profile == "city":
         got = raise_nofile(CITY_MAX_CONNECTIONS + 1024)

@@ -5,9 +5,9 @@ import gc
 import logging
 import sys
 import threading
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional
 
-from sqlalchemy import select
+from simpul_wire.topics import fleet_name, valid_device_id
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -37,25 +37,6 @@ def _settings(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untype
                     mqtt_password_file=getattr(args, "mqtt_password_file", None), **extra)
 
 
-def _accounts_loader(engine: Any) -> Callable[[], List[Tuple[str, str]]]:
-    from fleet_api.db import devices
-    from fleet_api.rotation import broker_hash
-
-    def load() -> List[Tuple[str, str]]:
-        with engine.connect() as conn:
-            rows = conn.execute(select(devices.c.device_id, broker_hash())
-                                .order_by(devices.c.device_id))
-            return [(r[0], r[1]) for r in rows]
-
-    return load
-
-
-def _denied_loader(engine: Any) -> Callable[[], List[str]]:
-    from fleet_api.pki import revoked_identities
-
-    return lambda: revoked_identities(engine)
-
-
 def _ingest(engine, settings, client_id: str):  # type: ignore[no-untyped-def]
     from fleet_api.ingest import Ingest
 
@@ -72,7 +53,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         if bridge and not args.bridge_name:
             raise CliError("--bridge needs --bridge-name (the district's name, e.g. kota-barat)")
         exec_broker(args.data, args.port, args.fleet_port, args.bind, args.profile,
-                    args.accept_bridges, bridge, args.tls_port, args.tls_name)
+                    bridge, args.tls_port, args.tls_name)
     except (BrokerSetupError, PkiError, OSError) as exc:
         raise CliError(str(exc)) from exc
     return 0  # pragma: no cover - exec does not return
@@ -92,8 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = _engine(args.db)
     accounts = None
     if args.broker_data:
-        accounts = AccountSync(BrokerAccounts(args.broker_data), _accounts_loader(engine),
-                               _denied_loader(engine))
+        from fleet_api.broker_access import load_access
+
+        accounts = AccountSync(BrokerAccounts(args.broker_data), lambda: load_access(engine))
         accounts.request()  # the broker may have restarted with an old password file
     from fleet_api.publisher import Publisher
     from fleet_api.worker import Worker
@@ -183,6 +165,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fleet_client_id(value: str) -> str:
+    """The fleet's client ids take a form no device id can, so no box takes its session."""
+    if valid_device_id(value) or not 1 <= len(value) <= 100 or not value.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a fleet client id must contain a character no device id can "
+            "have, such as '_' (e.g. simpul_ingest_2)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simpul-fleet", description="Simpul fleet service")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -197,13 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["default", "city"], default="default",
                    help="city: broker_config/mosquitto.city.conf.in, tuned for 10,000+ "
                         "connections, and a raised open-file limit")
-    p.add_argument("--accept-bridges", action="store_true",
-                   help="city side: create the simpul-bridge account (DIR/bridge.password) "
-                        "that district brokers bridge in with")
     p.add_argument("--bridge", default=None, metavar="HOST:PORT",
-                   help="district side: bridge to the city broker's device listener "
-                        "(DIR/bridge.password copied from the city's data dir)")
-    p.add_argument("--bridge-name", default=None, help="this district's name, e.g. kota-barat")
+                   help="district side: bridge to the city broker's device listener, with "
+                        "the password of POST /api/v1/bridges in DIR/bridge.password")
+    p.add_argument("--bridge-name", default=None,
+                   help="the name the bridge was created with at the city, e.g. kota-barat")
     p.add_argument("--tls-port", type=int, default=None,
                    help="also a TLS listener where devices log in with a certificate from "
                         "the fleet's CA (created in DIR/tls on first use)")
@@ -233,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "handed out with certificates (default: from the broker data dir)")
     p.add_argument("--heartbeat-timeout", type=float, default=120.0,
                    help="seconds of silence after which an online device shows offline")
-    p.add_argument("--ingest-client-id", default="simpul-ingest-1")
+    p.add_argument("--ingest-client-id", default=fleet_name("ingest_1"), type=_fleet_client_id,
+                   help="the ingest worker's fixed client id (it must contain '_')")
     p.add_argument("--alert-interval", type=float, default=5.0,
                    help="seconds between alert evaluations")
     p.add_argument("--clock-alert-after", type=float, default=3600.0,
@@ -242,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="one more ingest worker on the shared subscription")
     common(p)
-    p.add_argument("--client-id", default="simpul-ingest-2",
-                   help="fixed client id: its persistent session survives restarts")
+    p.add_argument("--client-id", default=fleet_name("ingest_2"), type=_fleet_client_id,
+                   help="fixed client id: its persistent session survives restarts; it "
+                        "must contain '_', which no device id can")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("token", help="API tokens")

@@ -37,7 +37,7 @@ from simpul_wire.models import (
     encode,
     seq_ranges,
 )
-from simpul_wire.topics import TopicError, parse_topic, topic
+from simpul_wire.topics import TopicError, fleet_name, parse_topic, topic
 
 log = logging.getLogger("simpul.ingest")
 
@@ -54,7 +54,7 @@ def subscriptions() -> List[Tuple[str, int]]:
 
 class Ingest:
     def __init__(self, engine: Engine, host: str, port: int, username: str, password: str,
-                 client_id: str = "simpul-ingest-1", batch_max: int = 2000,
+                 client_id: str = fleet_name("ingest_1"), batch_max: int = 2000,
                  flush_s: float = 0.05) -> None:
         self.engine = engine
         self.client_id = client_id

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from agent.reactor import no_delay
 from fleet_api.db import devices
 from simpul_wire.models import DesiredConfig, encode
-from simpul_wire.topics import topic
+from simpul_wire.topics import fleet_name, topic
 
 log = logging.getLogger("simpul.publisher")
 
@@ -29,7 +29,7 @@ log = logging.getLogger("simpul.publisher")
 class Publisher:
     def __init__(self, host: str, port: int, username: str, password: str) -> None:
         self.connected = threading.Event()
-        client_id = f"simpul-api-{os.getpid()}-{secrets.token_hex(3)}"
+        client_id = fleet_name(f"api_{os.getpid()}_{secrets.token_hex(3)}")
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
         self.client.on_socket_open = lambda _c, _u, sock: no_delay(sock)

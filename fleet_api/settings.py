@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet_api.accounts import FLEET_USER
+from simpul_wire.topics import fleet_name
+
 
 class SettingsError(ValueError):
     """A setting that cannot be used; the message says which and why."""
@@ -24,7 +27,7 @@ class Settings(BaseModel):
     updates_dir: Optional[str] = None
     heartbeat_timeout_s: float = Field(default=120.0, gt=0)
     ingest: bool = True
-    ingest_client_id: str = "simpul-ingest-1"
+    ingest_client_id: str = fleet_name("ingest_1")
 
     def broker_endpoint(self) -> Tuple[str, int, str]:
         """(host, port, username) of the fleet's own broker connection."""
@@ -38,7 +41,7 @@ class Settings(BaseModel):
             raise SettingsError(f"--mqtt {url!r} must look like mqtt://host:port")
         if parts.password:
             raise SettingsError("--mqtt must not carry a password; use --mqtt-password-file")
-        user = parts.username or "simpul-fleet"
+        user = parts.username or FLEET_USER
         return parts.hostname, parts.port or 1883, user
 
     def broker_password(self) -> str:
