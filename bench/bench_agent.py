@@ -42,6 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import REPO, Proc, Stack, env, scratch, wait_for
+from fleet_api.accounts import FLEET_USER
 
 SENSORS = {"pms5003": "air", "sds011": "air2", "bridge": "board"}
 
@@ -63,9 +64,9 @@ def collectors(ports: Dict[str, Path], leases: Path, capture: bool) -> str:
 
 def first_message(port: int, password: str, topic: str) -> threading.Event:
     seen = threading.Event()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-agent-{os.getpid()}-"
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"simpul_bench-agent-{os.getpid()}-"
                     f"{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
-    c.username_pw_set("simpul-fleet", password)
+    c.username_pw_set(FLEET_USER, password)
     def got(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
         seen.last = m.payload  # type: ignore[attr-defined]
         seen.set()

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.reactor import no_delay
 from bench.stack import PgDatabase, Stack, env, scratch, wait_for
+from fleet_api.accounts import FLEET_USER
 
 
 def pctl(values: List[float], q: float) -> float:
@@ -76,9 +77,9 @@ def mqtt_round_trips(port: int, password: str, runs: int, nodelay: bool) -> List
 
     def client(name: str) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2,
-                        client_id=f"bench-{name}-{nodelay}-{os.getpid()}",
+                        client_id=f"simpul_bench-{name}-{nodelay}-{os.getpid()}",
                         protocol=mqtt.MQTTv5)
-        c.username_pw_set("simpul-fleet", password)
+        c.username_pw_set(FLEET_USER, password)
         if nodelay:
             c.on_socket_open = lambda _c, _u, sock: no_delay(sock)
         c.connect("127.0.0.1", port)

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fleet_api.accounts import FLEET_USER  # noqa: E402
 from fleet_api.db import devices, make_engine, migrate, records, utcnow, workers  # noqa: E402
 from simpul_wire import Record, SourceStatus, TelemetryBatch, encode  # noqa: E402
 from simpul_wire import utcnow as wire_now  # noqa: E402
@@ -88,9 +89,9 @@ def payloads(ids: List[str], total: int) -> List[Tuple[str, bytes]]:
 
 def preload(port: int, password: str, messages: List[Tuple[str, bytes]]) -> float:
     """Publish at QoS 1 with a window, wait for every PUBACK; return seconds."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}",
-                         protocol=mqtt.MQTTv5)
-    client.username_pw_set("simpul-fleet", password)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"simpul_bench-pub-{os.getpid()}", protocol=mqtt.MQTTv5)
+    client.username_pw_set(FLEET_USER, password)
     client.max_inflight_messages_set(1000)
     # A window of our own: paho's queue handling grows quadratic with a deep backlog.
     window = threading.Semaphore(1000)
@@ -115,7 +116,7 @@ def forget_sessions(port: int, password: str, client_ids: List[str]) -> None:
     for client_id in client_ids:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5)
-        client.username_pw_set("simpul-fleet", password)
+        client.username_pw_set(FLEET_USER, password)
         done = threading.Event()
         client.on_connect = lambda c, u, f, rc, p, d=done: d.set()
         client.connect("127.0.0.1", port, clean_start=True)
@@ -128,7 +129,7 @@ def forget_sessions(port: int, password: str, client_ids: List[str]) -> None:
 def ref_sub(broker: Broker, client_id: str, count: Optional[int]) -> List[str]:
     argv = ["mosquitto_sub", "-V", "311", "-c", "-i", client_id, "-q", "1",
             "-t", "simpul/v1/+/telemetry", "-h", "127.0.0.1", "-p", str(broker.fleet_port),
-            "-u", "simpul-fleet", "-P", broker.fleet_password]
+            "-u", FLEET_USER, "-P", broker.fleet_password]
     return argv + (["-C", str(count)] if count else ["-E"])
 
 
@@ -165,9 +166,9 @@ def make_sessions(engine: Engine, db_url: str, broker: Broker, names: List[str],
 def one_run(broker: Broker, db_url: str, engine: Engine, total: int, n_workers: int,
             n_devices: int, log: Path, tag: str) -> Dict[str, float]:
     ids = register(engine, n_devices)
-    names = [f"bench-ingest-{tag}-{i}" for i in range(n_workers)]
+    names = [f"simpul_bench-ingest-{tag}-{i}" for i in range(n_workers)]
     make_sessions(engine, db_url, broker, names, log)
-    ref_id = f"bench-ref-{tag}"
+    ref_id = f"simpul_bench-ref-{tag}"
     subprocess.run(ref_sub(broker, ref_id, None), check=True, timeout=10)
     publish_s = preload(broker.fleet_port, broker.fleet_password, payloads(ids, total))
     t0 = time.perf_counter()

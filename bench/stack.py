@@ -140,7 +140,7 @@ class Stack:
             self.serves.append(Proc(
                 ["fleet_api.cli", "serve", "--db", self.db_url, "--broker-data",
                  str(self.broker_data), "--port", str(port), "--heartbeat-timeout",
-                 str(heartbeat_timeout), "--ingest-client-id", f"simpul-ingest-serve-{k}",
+                 str(heartbeat_timeout), "--ingest-client-id", f"simpul_ingest_serve_{k}",
                  *self.serve_args],
                 self.base / f"serve-{k}.log"))
             self.api_ports.append(port)
@@ -152,7 +152,7 @@ class Stack:
 
     def _ingest(self, k: int) -> Proc:
         return Proc(["fleet_api.cli", "ingest", "--db", self.db_url, "--broker-data",
-                     str(self.broker_data), "--client-id", f"simpul-ingest-extra-{k}"],
+                     str(self.broker_data), "--client-id", f"simpul_ingest_extra_{k}"],
                     self.base / f"ingest-{k}.log")
 
     def restart_ingest(self, i: int) -> None:

@@ -401,3 +401,13 @@ update_targets = Table(
     Column("outcome", String(16), nullable=True),  # succeeded | failed
     Column("detail", Text, nullable=True),
 )
+
+# -- 0105: district bridges, each created by an admin for its districts (fleet_api/bridges.py)
+bridges = Table(
+    "bridges", metadata,
+    Column("name", String(40), primary_key=True),  # the broker account is simpul_bridge_<name>
+    Column("districts", JSON, nullable=False),  # the districts whose boxes it may carry
+    Column("password_hash", String(200), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)

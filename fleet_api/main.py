@@ -12,6 +12,7 @@ from fleet_api import __version__
 from fleet_api.api.routes import (
     admin,
     alerts,
+    bridges,
     claims,
     commands,
     config,
@@ -44,6 +45,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(reports.router)
     app.include_router(admin.router)
+    app.include_router(bridges.router)
     app.include_router(updates.router)
     if services.settings.updates_dir:
         from fastapi.staticfiles import StaticFiles

@@ -7,6 +7,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from fleet_api.accounts import FLEET_USER
 from tests.harness import Broker, Fleet, wait_until
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_anonymous_and_wrong_password_are_refused(broker: Broker, fleet: Fleet) 
 def test_device_is_confined_to_its_own_tree(broker: Broker, fleet: Fleet) -> None:
     a = fleet.register("box-a")["mqtt"]
     fleet.register("box-b")
-    watcher = Client(broker.fleet_port, "simpul-fleet", broker.fleet_password, "acl-watcher")
+    watcher = Client(broker.fleet_port, FLEET_USER, broker.fleet_password, "simpul_acl-watcher")
     assert watcher.subscribe("simpul/v1/#").value < 128
     box_a = Client(broker.port, "box-a", a["password"])
     try:

@@ -204,22 +204,21 @@ def test_deregistered_tls_device_is_cut_off_at_once(scratch: Path, tls_fleet: Fl
     assert still.connect() is None
     assert still.publish("simpul/v1/tls-stays/health") in ("Success", "No matching subscribers")
     still.close()
-    # The second lock: the ACL denies the identity everything, should a broker build not
-    # re-read its CRL.
-    acl = (tls_fleet.broker.data / "acl").read_text()
-    assert "user tls-gone\ntopic deny #" in acl and "user tls-stays" not in acl
-    # And after a restart (the ACL rewritten plain by `simpul-fleet broker`), the CRL
-    # still refuses it.
+    # The second lock: the access plugin denies the identity everything, should a broker
+    # build not re-read its CRL.
+    access = (tls_fleet.broker.data / "access.data").read_text().splitlines()
+    assert "X tls-gone" in access and "X tls-stays" not in access
+    # And after a restart, the CRL still refuses it.
     tls_fleet.broker.stop()
     tls_fleet.broker.start()
     assert TlsBox(tls_fleet.broker, cert, key, "tls-gone").connect(3) is not None
     log = (tls_fleet.broker.data / "mosquitto.log").read_text()
     assert "certificate verify failed" in log
 
-    # Registering the id again lifts the ACL's deny (its old certificate stays revoked).
+    # Registering the id again lifts the plugin's deny (its old certificate stays revoked).
     tls_fleet.register("tls-gone")
-    wait_until(lambda: "user tls-gone" not in (tls_fleet.broker.data / "acl").read_text(),
-               10, what="the deny lifted")
+    wait_until(lambda: "X tls-gone" not in (tls_fleet.broker.data / "access.data").read_text(
+        ).splitlines(), 10, what="the deny lifted")
 
 
 def test_provision_tls_then_agent_reports_over_tls(scratch: Path, tls_fleet: Fleet) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from fleet_api.accounts import FLEET_USER
 from simpul_wire import Command, DesiredConfig, encode
 from tests.harness import Broker, Fleet, agent_process, telemetry, wait_until, write_agent_config
 from tests.test_broker_acl import Client
@@ -33,7 +34,7 @@ def setup_box(scratch: Path, fleet: Fleet, broker: Broker, extra: str = ""):  # 
     reg = fleet.register("box-a")
     config = write_agent_config(scratch, "box-a", reg["mqtt"], collectors(1.0) + extra)
     agent = agent_process(scratch, config, "box-a").start()
-    watcher = Client(broker.fleet_port, "simpul-fleet", broker.fleet_password, "ctl-watcher")
+    watcher = Client(broker.fleet_port, FLEET_USER, broker.fleet_password, "simpul_ctl-watcher")
     watcher.subscribe("simpul/v1/box-a/#")
     wait_until(lambda: latest(watcher.messages, "/config/reported"), 20, what="first report")
     return agent, watcher

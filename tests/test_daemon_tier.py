@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet_api.accounts import FLEET_USER
 from simpul_wire import DesiredConfig, encode
 from tests.harness import Broker, Fleet, agent_process, wait_until, write_agent_config
 from tests.test_broker_acl import Client
@@ -50,7 +51,7 @@ def test_tier_from_desired_config_is_applied_verified_and_reported(
     config = write_agent_config(scratch, "box-t", reg["mqtt"],
                                 f'[control]\ntier_interface = "{veth}"\n')
     agent = agent_process(scratch, config, "box-t").start()
-    watcher = Client(broker.fleet_port, "simpul-fleet", broker.fleet_password, "tier-watch")
+    watcher = Client(broker.fleet_port, FLEET_USER, broker.fleet_password, "simpul_tier-watch")
     watcher.subscribe("simpul/v1/box-t/config/reported")
 
     def reported() -> dict:

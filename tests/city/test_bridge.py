@@ -6,7 +6,6 @@ config still travels down and reported config up."""
 
 import json
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def _records_received_during(db_url: str, start: float, end: float) -> int:
 def test_records_cross_a_cut_bridge_once_and_acks_come_back(city_dir: Path) -> None:
     district_port, district_fleet_port = free_port(), free_port()
     db_url = f"sqlite:///{city_dir}/fleet.db"
-    city = Stack(city_dir, db_url, broker_args=["--accept-bridges"],
+    city = Stack(city_dir, db_url,
                  serve_args=["--device-broker-url", f"mqtt://127.0.0.1:{district_port}"])
     district_data = city_dir / "district"
     district = None
@@ -53,10 +52,14 @@ def test_records_cross_a_cut_bridge_once_and_acks_come_back(city_dir: Path) -> N
         assert all(r.url == f"mqtt://127.0.0.1:{district_port}" for r in regs)
         creds = city_dir / "creds.json"
         creds.write_text(json.dumps([r.__dict__ for r in regs]))
-        # What an operator does for a district: its broker gets the city's bridge
-        # password and the device accounts (a copy of the city's password file).
+        # What an admin does for a district: creates its bridge for the district's boxes
+        # and gives the district broker the password and the device accounts (a copy of
+        # the city's password file's device lines).
+        made = api.post("/api/v1/bridges", json={"name": "kota-barat",
+                                                 "districts": sorted({r.district for r in regs})})
+        assert made.status_code == 201, made.text
         district_data.mkdir()
-        shutil.copy(city.broker_data / "bridge.password", district_data / "bridge.password")
+        (district_data / "bridge.password").write_text(made.json()["password"] + "\n")
         devices = [ln for ln in (city.broker_data / "passwd").read_text().splitlines()
                    if ln.startswith("kb-")]
         assert len(devices) == BOXES

@@ -48,8 +48,8 @@ def test_two_apis_and_two_workers_store_every_record_once(city_dir: Path) -> Non
         with psycopg.connect(db.url) as conn:
             workers = {r[0] for r in conn.execute("SELECT name FROM workers")}
             total = conn.execute("SELECT COUNT(*) FROM records").fetchone()
-        assert {"simpul-ingest-serve-1", "simpul-ingest-serve-2", "simpul-ingest-extra-1",
-                "simpul-ingest-extra-2"} <= workers
+        assert {"simpul_ingest_serve_1", "simpul_ingest_serve_2", "simpul_ingest_extra_1",
+                "simpul_ingest_extra_2"} <= workers
         assert total is not None and total[0] == check["stored"]
         for i in (0, 1):  # both API processes see the whole fleet
             resp = httpx.get(f"{stack.url(i)}/api/v1/devices", params={"limit": 1},

@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from fleet_api.accounts import FLEET_USER
 from tests.clients.test_privacy import find_in_files, find_macs
 from tests.harness import (
     BIN,
@@ -72,7 +73,7 @@ def test_nothing_the_box_publishes_or_keeps_holds_a_mac(
     )
     reg = fleet.register(DEVICE)
     config = write_agent_config(scratch, DEVICE, reg["mqtt"], collectors)
-    watcher = Client(broker.fleet_port, "simpul-fleet", broker.fleet_password, "priv-watcher")
+    watcher = Client(broker.fleet_port, FLEET_USER, broker.fleet_password, "simpul_priv-watcher")
     watcher.subscribe(f"simpul/v1/{DEVICE}/#")
     agent = agent_process(scratch, config, DEVICE).start()
     try:

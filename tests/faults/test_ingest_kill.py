@@ -19,13 +19,13 @@ BOXES = ("ingest-a", "ingest-b", "ingest-c")
 
 def worker(scratch: Path, broker: Broker, fleet: Fleet) -> Process:
     return Process([tool("simpul-fleet"), "ingest", "--db", fleet.db_url, "--broker-data",
-                    str(broker.data), "--client-id", "simpul-ingest-2"],
+                    str(broker.data), "--client-id", "simpul_ingest_2"],
                    scratch / "ingest-2.log")
 
 
 def test_kill_ingest_worker_mid_batch(scratch: Path, broker: Broker, fleet: Fleet) -> None:
     second = worker(scratch, broker, fleet).start()
-    wait_until(lambda: "ingest simpul-ingest-2 connected" in second.output(), 20,
+    wait_until(lambda: "ingest simpul_ingest_2 connected" in second.output(), 20,
                what="second ingest worker connected")
     boxes = [make_box(scratch, fleet, d, publish(sample_s=0.2, health_s=1, batch=5,
                                                  inflight=1)) for d in BOXES]
@@ -47,7 +47,7 @@ def test_kill_ingest_worker_mid_batch(scratch: Path, broker: Broker, fleet: Flee
         assert at_kill < len(boxes) * BACKLOG, "the flow had finished before the kill"
         time.sleep(2)
         second = worker(scratch, broker, fleet).start()
-        wait_until(lambda: second.output().count("ingest simpul-ingest-2 connected") >= 2,
+        wait_until(lambda: second.output().count("ingest simpul_ingest_2 connected") >= 2,
                    20, what="second ingest worker back")
         wait_until(lambda: all(fleet_count(fleet, b.device_id) >= BACKLOG + 5 for b in boxes),
                    120, what="every backlog stored")

@@ -14,6 +14,7 @@ import pytest
 from agent.config import load_config
 from agent.update import guard
 from agent.update.slots import bootstrap
+from fleet_api.accounts import FLEET_USER
 from tests.harness import Broker, Fleet, Process, wait_until, write_agent_config
 from tests.prod.conftest import Bundles
 from tests.test_broker_acl import Client
@@ -70,7 +71,7 @@ def test_good_update_installs_switches_and_commits(scratch: Path, broker: Broker
     reg = fleet.register("box-a")
     config = box_config(scratch, "box-a", reg["mqtt"], bundles)
     cfg = install_first(config, bundles)
-    watcher = Client(broker.fleet_port, "simpul-fleet", broker.fleet_password, "upd-watch")
+    watcher = Client(broker.fleet_port, FLEET_USER, broker.fleet_password, "simpul_upd-watch")
     watcher.subscribe("simpul/v1/box-a/#")
     agent = systemd_start(cfg, config, scratch / "agent.log")
     try:
@@ -127,7 +128,7 @@ def test_crash_loop_rolls_back(scratch: Path, broker: Broker, fleet: Fleet,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr  # its health check passes
     assert guard.current_slot(cfg.update.root) == "slot-b"
-    watcher = Client(broker.fleet_port, "simpul-fleet", broker.fleet_password, "crash-watch")
+    watcher = Client(broker.fleet_port, FLEET_USER, broker.fleet_password, "simpul_crash-watch")
     watcher.subscribe("simpul/v1/box-c/#")
     log = scratch / "agent.log"
     crashes = 0
