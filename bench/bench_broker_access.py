@@ -101,18 +101,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0
 
 
-def _reference_conf(data: Path, port: int, fleet_port: int) -> Path:
-    """Stock Mosquitto as Simpul ran it before: one password file, one acl_file."""
+def _reference_conf(conf: Path, data: Path) -> Path:
+    """The same rendered config with stock Mosquitto's acl_file in place of the plugin, as
+    Simpul ran before: one password file and one ACL for all listeners."""
     (data / "acl.reference").write_text(REFERENCE_ACL)
-    conf = data / "reference.conf"
-    conf.write_text(
-        "per_listener_settings false\nallow_anonymous false\n"
-        f"password_file {data}/passwd\nacl_file {data}/acl.reference\n"
-        "persistence false\nmessage_size_limit 262144\nmax_inflight_messages 1000\n"
-        "max_queued_messages 1500000\nset_tcp_nodelay true\nlog_dest none\n"
-        f"listener {port} 127.0.0.1\nuse_username_as_clientid true\n"
-        f"listener {fleet_port} 127.0.0.1\n")
-    return conf
+    kept = [ln for ln in conf.read_text().splitlines()
+            if not ln.startswith(("plugin", "password_file", "allow_anonymous"))]
+    text = "\n".join(kept).replace(
+        "per_listener_settings true",
+        f"per_listener_settings false\nallow_anonymous false\npassword_file {data}/passwd\n"
+        f"acl_file {data}/acl.reference")
+    ref = data / "reference.conf"
+    ref.write_text(text + "\n")
+    return ref
 
 
 def hot_path(messages: int, reference: bool) -> float:
@@ -125,7 +126,7 @@ def hot_path(messages: int, reference: bool) -> float:
     with open(data / "passwd", "a") as f:
         f.write(f"hot-box:{mosquitto_hash(password)}\n")
     if reference:
-        conf = _reference_conf(data, port, fleet_port)
+        conf = _reference_conf(conf, data)
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
