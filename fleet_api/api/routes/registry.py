@@ -3,7 +3,6 @@ payloads, CSV export of telemetry."""
 
 import csv
 import io
-from datetime import datetime
 from typing import Any, Dict, Iterator, List, Optional
 
 from fastapi import APIRouter, HTTPException, Query
@@ -14,18 +13,27 @@ from sqlalchemy import select
 from fleet_api import commands as cmds
 from fleet_api import rotation
 from fleet_api.accounts import mosquitto_hash, new_password
+from fleet_api.api.limits import BULK_BODY_CAP, RequestBody
 from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
-from fleet_api.deps import Admin, DeviceId, Operator, ServicesDep, Technician, Viewer
+from fleet_api.deps import (
+    Admin,
+    DeviceId,
+    Operator,
+    ServicesDep,
+    StorableTime,
+    Technician,
+    Viewer,
+)
 from fleet_api.pki import FleetCA, PkiError, issue, pem
 from fleet_api.revoke import RevokeError, deregister
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
-class BulkCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"devices": [
+class BulkCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"devices": [
         {"device_id": "pos-001", "site": "Pos 1", "kind": "wifi", "district": "Kota Barat",
          "lat": -6.2, "lon": 106.8}]}]})
 
@@ -55,7 +63,8 @@ class RejectList(BaseModel):
     rejected_count: int
 
 
-@router.post("/bulk", status_code=201, response_model=BulkRegistered)
+@router.post("/bulk", status_code=201, response_model=BulkRegistered,
+             max_body_size=BULK_BODY_CAP)  # 10,000 devices (fleet_api/api/limits.py)
 def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> BulkRegistered:
     """Register thousands at once: one transaction, one broker reload. Credentials are
     in the response, once."""
@@ -125,7 +134,7 @@ def list_rejects(device_id: DeviceId, services: ServicesDep, _who: Viewer,
 @router.get("/{device_id}/telemetry.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
 def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
-                  since: Optional[datetime] = None, until: Optional[datetime] = None,
+                  since: Optional[StorableTime] = None, until: Optional[StorableTime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                   limit: int = Query(100000, ge=1, le=1000000)) -> StreamingResponse:
     """One row per record: ts, received_at, epoch, seq, then one column per metric."""
@@ -162,8 +171,8 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
         "content-disposition": f'attachment; filename="{device_id}-{stream}.csv"'})
 
 
-class CertificateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class CertificateRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "csr": "-----BEGIN CERTIFICATE REQUEST-----\n...\n-----END CERTIFICATE REQUEST-----\n"}]})
 
     csr: str = Field(min_length=1, max_length=16384,
@@ -205,8 +214,8 @@ def issue_certificate(device_id: DeviceId, body: CertificateRequest, services: S
         ca=ca.ca_pem.read_text(), url=services.settings.tls_url())
 
 
-class RotateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class RotateRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {}, {"only_boot_id": "3f9c0a7be21d4c55"}]})
 
     only_boot_id: Optional[str] = Field(
