@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from fleet_api.accounts import AccountSync
 from fleet_api.auth import COOKIE, FailureLimiter, Principal, lookup
 from fleet_api.publisher import Publisher
+from fleet_api.revoke import BrokerSide
 from fleet_api.settings import Settings
 
 
@@ -21,6 +22,9 @@ class Services:
     accounts: Optional[AccountSync] = None
     publisher: Optional[Publisher] = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+
+    def broker_side(self) -> BrokerSide:
+        return BrokerSide(self.accounts, self.publisher, self.settings)
 
 
 def get_services(request: Request) -> Services:

@@ -15,6 +15,7 @@ from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
 from fleet_api.deps import DeviceId, Offset, ServicesDep, StorableTime, Technician, Viewer
 from fleet_api.presence import ingest_alive
+from fleet_api.revoke import is_pending
 from simpul_wire.topics import valid_device_id
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -70,6 +71,9 @@ class DevicePublic(BaseModel):
     rotation: Optional[str] = Field(
         default=None, description="a credential rotation under way: staging or switched; "
                                   "done once the box is back with its new password")
+    deregistration: Optional[Literal["pending"]] = Field(
+        default=None, description="DELETE was asked while the broker could not be reached: "
+                                  "the box is locked out, the fleet finishes it later")
 
 
 class MqttCredentials(BaseModel):
@@ -225,9 +229,13 @@ def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> Devi
     with services.engine.connect() as conn:
         row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
         alive = ingest_alive(conn, now)
+        pending = row is not None and is_pending(conn, device_id)
     if row is None:
         raise HTTPException(404, f"no device {device_id}")
-    return _public(row, now, services.settings.heartbeat_timeout_s, alive)
+    view = _public(row, now, services.settings.heartbeat_timeout_s, alive)
+    if pending:
+        view.deregistration = "pending"
+    return view
 
 
 @router.get("/{device_id}/telemetry", response_model=TelemetryList)

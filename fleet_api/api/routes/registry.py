@@ -3,10 +3,10 @@ payloads, CSV export of telemetry."""
 
 import csv
 import io
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Literal, Optional
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -27,7 +27,7 @@ from fleet_api.deps import (
     Viewer,
 )
 from fleet_api.pki import FleetCA, PkiError, issue, pem
-from fleet_api.revoke import RevokeError, deregister
+from fleet_api.revoke import deregister, is_pending
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -97,22 +97,32 @@ def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> B
     return BulkRegistered(data=data, count=len(data))
 
 
-@router.delete("/{device_id}", status_code=204)
-def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> None:
+class DeregistrationPending(BaseModel):
+    device_id: str
+    deregistration: Literal["pending"]
+    detail: str
+
+
+@router.delete("/{device_id}", status_code=204, response_class=Response, responses={
+    202: {"model": DeregistrationPending,
+          "description": "the broker could not be reached: the box is locked out and the "
+                         "fleet finishes the deregistration when the broker answers"}})
+def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> Response:
     """Deregister: the broker refuses the device from now on, and its live connection is
-    dropped. Stored telemetry stays."""
-    with services.engine.connect() as conn:
+    dropped. Stored telemetry stays. While the broker cannot be reached the answer is
+    202 and the device shows `deregistration: pending` until the fleet has finished."""
+    with services.engine.begin() as conn:
         if conn.execute(select(devices.c.device_id)
                         .where(devices.c.device_id == device_id)).first() is None:
             raise HTTPException(404, f"no device {device_id}")
-    try:
-        url = services.settings.device_url() if services.settings.broker_data else None
-        ca = FleetCA(services.settings.broker_data) if services.settings.broker_data else None
-        deregister(services.engine, services.accounts, services.publisher, url, device_id, ca)
-    except RevokeError as exc:
-        raise HTTPException(503, f"deregistration incomplete: {exc}") from exc
-    with services.engine.begin() as conn:
         record(conn, who, "device.delete", device_id)
+    if deregister(services.engine, services.broker_side(), device_id):
+        return Response(status_code=204)
+    body = DeregistrationPending(
+        device_id=device_id, deregistration="pending",
+        detail="the broker could not be reached; the box is locked out at its next reload "
+               "and the fleet finishes the deregistration when it answers")
+    return JSONResponse(body.model_dump(), status_code=202)
 
 
 @router.get("/{device_id}/rejects", response_model=RejectList)
@@ -241,6 +251,8 @@ def rotate_credentials(device_id: DeviceId, services: ServicesDep, who: Operator
     body = body or RotateRequest()
     try:
         with services.engine.begin() as conn:
+            if is_pending(conn, device_id):
+                raise HTTPException(409, f"{device_id} is being deregistered")
             command = rotation.start(conn, device_id, who.name or f"#{who.token_id}",
                                      body.only_boot_id, body.reconnect_after_s)
             record(conn, who, "device.rotate_credentials", device_id,
