@@ -28,6 +28,7 @@ from fleet_api.deps import (
 )
 from fleet_api.pki import FleetCA, PkiError, issue, pem
 from fleet_api.revoke import deregister, is_pending
+from fleet_api.spreadsheet import safe_row
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -147,7 +148,8 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                   since: Optional[StorableTime] = None, until: Optional[StorableTime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                   limit: int = Query(100000, ge=1, le=1000000)) -> StreamingResponse:
-    """One row per record: ts, received_at, epoch, seq, then one column per metric."""
+    """One row per record: ts, received_at, epoch, seq, then one column per metric. Text
+    that a spreadsheet would run as a formula starts with a single quote."""
     query = select(records.c.ts, records.c.received_at, records.c.epoch, records.c.seq,
                    records.c.metrics).where(records.c.device_id == device_id,
                                             records.c.stream == stream)
@@ -166,11 +168,11 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
     def lines() -> Iterator[str]:
         buf = io.StringIO()
         out = csv.writer(buf)
-        out.writerow(["ts", "received_at", "epoch", "seq", *names])
+        out.writerow(safe_row(["ts", "received_at", "epoch", "seq", *names]))
         for i, r in enumerate(rows):
             m: Dict[str, Any] = r.metrics or {}
-            out.writerow([iso(r.ts), iso(r.received_at), r.epoch, r.seq,
-                          *[m.get(n, "") for n in names]])
+            out.writerow(safe_row([iso(r.ts), iso(r.received_at), r.epoch, r.seq,
+                                   *[m.get(n, "") for n in names]]))
             if i % 1000 == 999:
                 yield buf.getvalue()
                 buf.seek(0)
