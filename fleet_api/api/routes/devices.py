@@ -71,6 +71,11 @@ class DevicePublic(BaseModel):
     rotation: Optional[str] = Field(
         default=None, description="a credential rotation under way: staging or switched; "
                                   "done once the box is back with its new password")
+
+
+class DeviceView(DevicePublic):
+    """One device on its own: the list's view, and whether a deregistration is pending."""
+
     deregistration: Optional[Literal["pending"]] = Field(
         default=None, description="DELETE was asked while the broker could not be reached: "
                                   "the box is locked out, the fleet finishes it later")
@@ -223,8 +228,8 @@ def register_device(body: DeviceCreate, services: ServicesDep, who: Technician
     )
 
 
-@router.get("/{device_id}", response_model=DevicePublic)
-def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> DevicePublic:
+@router.get("/{device_id}", response_model=DeviceView)
+def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> DeviceView:
     now = utcnow()
     with services.engine.connect() as conn:
         row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
@@ -232,10 +237,8 @@ def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> Devi
         pending = row is not None and is_pending(conn, device_id)
     if row is None:
         raise HTTPException(404, f"no device {device_id}")
-    view = _public(row, now, services.settings.heartbeat_timeout_s, alive)
-    if pending:
-        view.deregistration = "pending"
-    return view
+    return DeviceView(**_public_dict(row, now, services.settings.heartbeat_timeout_s, alive),
+                      deregistration="pending" if pending else None)
 
 
 @router.get("/{device_id}/telemetry", response_model=TelemetryList)
