@@ -91,11 +91,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     if ingest is not None:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
+    services = Services(engine=engine, settings=settings, accounts=accounts,
+                        publisher=publisher)
+    from fleet_api.revoke import retry_pending
+
+    side = services.broker_side()
     worker = Worker(engine, publisher, heartbeat_timeout_s=args.heartbeat_timeout,
                     alert_interval_s=args.alert_interval, accounts=accounts,
-                    clock_alert_after_s=args.clock_alert_after).start()
-    app = create_app(Services(engine=engine, settings=settings, accounts=accounts,
-                              publisher=publisher))
+                    clock_alert_after_s=args.clock_alert_after,
+                    deregistrations=lambda: retry_pending(engine, side)).start()
+    app = create_app(services)
     # What is loaded by now lives as long as the process: frozen out of the collector's
     # sight, a full collection no longer walks it in the middle of a request (the
     # device-list p95 on PostgreSQL, docs/benchmarks/fleet.md).

@@ -1,14 +1,17 @@
 """FastAPI dependencies: the services object and role checks."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Annotated, Callable, Optional
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
+from pydantic import AfterValidator
 from sqlalchemy.engine import Engine
 
 from fleet_api.accounts import AccountSync
 from fleet_api.auth import COOKIE, FailureLimiter, Principal, lookup
 from fleet_api.publisher import Publisher
+from fleet_api.revoke import BrokerSide
 from fleet_api.settings import Settings
 
 
@@ -19,6 +22,9 @@ class Services:
     accounts: Optional[AccountSync] = None
     publisher: Optional[Publisher] = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+
+    def broker_side(self) -> BrokerSide:
+        return BrokerSide(self.accounts, self.publisher, self.settings)
 
 
 def get_services(request: Request) -> Services:
@@ -68,3 +74,24 @@ Viewer = Annotated[Principal, Depends(require("viewer"))]
 Technician = Annotated[Principal, Depends(require("technician"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+# Offsets: far below the 64 bits every engine's OFFSET takes; no page is that deep.
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+
+# Dates in queries: what the database holds and Python can convert. Year 1 with a
+# positive offset or 9999 with a negative one has no UTC form at all.
+MIN_YEAR, MAX_YEAR = 1970, 9998
+
+
+def _storable(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(timezone.utc) if value.tzinfo is not None else value
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"dates must fall in the years {MIN_YEAR}-{MAX_YEAR} once "
+                         "converted to UTC")
+    return utc
+
+
+StorableTime = Annotated[datetime, AfterValidator(_storable)]

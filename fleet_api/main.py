@@ -5,10 +5,12 @@ import time
 from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from fleet_api import __version__
+from fleet_api.api.limits import BODY_CAP, body_too_large, validation_failed
 from fleet_api.api.routes import (
     admin,
     alerts,
@@ -33,7 +35,8 @@ access_log = logging.getLogger("simpul.access")
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="Simpul fleet API", version=__version__,
                   description="Registry, telemetry, twin, tiers, commands and alerts "
-                              "of a regency's public Wi-Fi, CCTV and sensor points.")
+                              "of a regency's public Wi-Fi, CCTV and sensor points.",
+                  max_body_size=BODY_CAP)  # refused with 413 before it is read
     app.state.services = services
     app.include_router(site.router)
     app.include_router(registry.router)  # before devices: /bulk is not a device id
@@ -63,6 +66,15 @@ def create_app(services: Services) -> FastAPI:
         # integer beyond its column. The request was wrong, not the server.
         first = str(exc.orig).splitlines()[0] if exc.orig else "value out of range"
         return JSONResponse({"detail": f"a value cannot be stored: {first}"}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, validation_failed)  # type: ignore[arg-type]
+    app.add_exception_handler(413, body_too_large)  # type: ignore[arg-type]
+
+    @app.exception_handler(OverflowError)
+    async def out_of_range(_request: Request, _exc: OverflowError) -> JSONResponse:
+        # The net under the parameters' own ranges: a number the driver cannot convert.
+        return JSONResponse({"detail": "a number is out of the range the fleet stores"},
+                            status_code=422)
 
     @app.exception_handler(UnicodeEncodeError)
     async def unencodable(_request: Request, _exc: UnicodeEncodeError) -> JSONResponse:

@@ -1,6 +1,6 @@
 """Background work that must happen once across fleet processes, under a database lease:
 republishing desired config, rollouts, command expiry and retries, alert evaluation,
-credential rotations.
+credential rotations, deregistrations the broker could not take at the time.
 
 Each `serve` runs a Worker; only the lease holder does the work, and a second process
 takes over within the lease's lifetime when the first dies.
@@ -33,7 +33,8 @@ class Worker:
     def __init__(self, engine: Engine, publisher: Optional[Publisher], tick_s: float = 1.0,
                  heartbeat_timeout_s: float = 120.0, alert_interval_s: float = 5.0,
                  accounts: Optional[AccountSync] = None,
-                 clock_alert_after_s: float = 3600.0) -> None:
+                 clock_alert_after_s: float = 3600.0,
+                 deregistrations: Optional[Callable[[], object]] = None) -> None:
         self.engine = engine
         self.accounts = accounts
         self.evaluator = Evaluator(engine, heartbeat_timeout_s,
@@ -49,7 +50,7 @@ class Worker:
         self.holder = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(3)}"
         self.held = False
         self.errors = 0
-        self.tasks: List[Callable[[], None]] = [
+        self.tasks: List[Callable[[], object]] = [
             self._republish, lambda: rollout.advance(self.engine, self.publisher),
             lambda: commands.republish_queued(self.engine, self.publisher),
             self._expire, self._alerts,
@@ -57,6 +58,8 @@ class Worker:
             lambda: rotation.advance(self.engine, self.accounts),
             lambda: update_rollout.advance(self.engine, self.publisher),
         ]
+        if deregistrations is not None:  # fleet_api/revoke.py: retry_pending
+            self.tasks.append(deregistrations)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)
 

@@ -6,7 +6,7 @@ import random
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import httpx
 import pytest
@@ -21,6 +21,14 @@ from tests.test_broker_acl import Client
 pytestmark = pytest.mark.slow
 
 NOT_AUTHORIZED = 0x87
+
+
+@pytest.fixture
+def fleet(scratch: Path, broker: Broker) -> Iterator[Fleet]:
+    """On SQLite only: what is tried here is the broker's, whatever the fleet stores in."""
+    f = Fleet(scratch, broker).start()
+    yield f
+    f.stop()
 
 
 def _box(broker: Broker, reg: Dict[str, Any]) -> Client:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
+from fleet_api.api.limits import RequestBody
 from fleet_api.audit import record
 from fleet_api.auth import create_token, hash_token
 from fleet_api.db import audit, iso, tokens
@@ -28,8 +29,8 @@ class AuditList(BaseModel):
     count: int
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class TokenCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"role": "viewer", "name": "wall screen BPBD"}]})
 
     role: Literal["viewer", "technician", "operator", "admin"]
@@ -52,8 +53,10 @@ class TokenView(BaseModel):
 
 
 @router.get("/audit", response_model=AuditList)
-def list_audit(services: ServicesDep, _who: Admin, target: Optional[str] = None,
-               action: Optional[str] = None, limit: int = Query(200, ge=1, le=5000)
+def list_audit(services: ServicesDep, _who: Admin,
+               target: Optional[str] = Query(None, max_length=200),
+               action: Optional[str] = Query(None, max_length=64),
+               limit: int = Query(200, ge=1, le=5000)
                ) -> AuditList:
     """Every change: who, what, when; newest first. Secrets are redacted."""
     query = select(audit).order_by(audit.c.id.desc()).limit(limit)

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import secrets
 from typing import Annotated, Any, AsyncIterator, Dict, List, Literal, Optional
 
@@ -11,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import func, select, update
 
 from fleet_api.alerts import CATEGORIES, alert_dict, emit
+from fleet_api.api.limits import RequestBody
 from fleet_api.audit import record
 from fleet_api.db import alerts, deliveries, events, inserted_id, iso, utcnow, webhooks
 from fleet_api.deps import Admin, Operator, RowId, ServicesDep, Viewer
@@ -47,13 +49,14 @@ def _short_url(url: HttpUrl) -> HttpUrl:
     return url
 
 
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class WebhookCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"name": "BPBD", "url": "https://bpbd.example.go.id/simpul", "categories": ["flood"]}]})
 
     name: str = Field(min_length=1, max_length=100)
     url: Annotated[HttpUrl, AfterValidator(_short_url)]
-    categories: List[Literal["device", "air", "flood", "*"]] = Field(min_length=1)
+    categories: List[Literal["device", "air", "flood", "*"]] = Field(min_length=1,
+                                                                     max_length=4)
     secret: Optional[str] = Field(default=None, min_length=16, max_length=200,
                                   description="made for you when left out; shown once")
 
@@ -83,7 +86,7 @@ class Delivery(BaseModel):
 @router.get("/alerts", response_model=AlertList)
 def list_alerts(services: ServicesDep, _who: Viewer,
                 status: Literal["open", "resolved", "all"] = "open",
-                device_id: Optional[str] = None,
+                device_id: Optional[str] = Query(None, max_length=63),
                 category: Optional[Literal["device", "air", "flood"]] = None,
                 limit: int = Query(500, ge=1, le=5000)) -> AlertList:
     query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
@@ -141,7 +144,9 @@ async def event_stream(request: Request, services: ServicesDep, _who: Viewer
             return list(conn.execute(select(events).where(events.c.id > last)
                                      .order_by(events.c.id).limit(500)))
 
-    last = int(header) if header.isdigit() else await asyncio.to_thread(newest)
+    # ASCII digits within 64 bits only: isdigit() takes "²" and any length.
+    last = int(header) if re.fullmatch(r"[0-9]{1,18}", header) else \
+        await asyncio.to_thread(newest)
 
     async def stream() -> AsyncIterator[str]:
         nonlocal last

@@ -1,19 +1,20 @@
 """District bridges (admin): created for named districts, listed, deleted."""
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleet_api import bridges
 from fleet_api.accounts import valid_bridge_name
+from fleet_api.api.limits import RequestBody
 from fleet_api.deps import Admin, ServicesDep
 
 router = APIRouter(prefix="/api/v1/bridges", tags=["bridges"])
 
 
-class BridgeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class BridgeCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"name": "kota-barat", "districts": ["Kota Barat"]}]})
 
     name: str = Field(min_length=2, max_length=40)
@@ -70,8 +71,9 @@ def list_bridges(services: ServicesDep, _who: Admin) -> List[BridgePublic]:
 
 
 @router.delete("/{name}", status_code=204)
-def delete_bridge(name: str, services: ServicesDep, who: Admin) -> None:
+def delete_bridge(name: Annotated[str, Path(max_length=40)], services: ServicesDep,
+                  who: Admin) -> None:
     try:
-        bridges.remove(services.engine, _sync(services), who, name[:40])
+        bridges.remove(services.engine, _sync(services), who, name)
     except bridges.BridgeError as exc:
         raise HTTPException(404, str(exc)) from exc

@@ -17,19 +17,20 @@ missed the answer claims again and hears the same answer.
 import logging
 import secrets
 from datetime import datetime
-from typing import Any, Dict, List, Literal, Optional
+from typing import Annotated, Any, Dict, List, Literal, Optional
 
-from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Column, DateTime, Float, String, Table, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fleet_api.accounts import mosquitto_hash, new_password
-from fleet_api.api.routes.devices import MqttCredentials
+from fleet_api.api.limits import RequestBody
+from fleet_api.api.routes.devices import MqttCredentials, Tag
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, metadata, utcnow
-from fleet_api.deps import ServicesDep, Technician, Viewer
+from fleet_api.deps import Offset, ServicesDep, Technician, Viewer
 from simpul_wire.models import CLAIM_STREAM, Ack, Claim, claim_epoch, encode
 from simpul_wire.topics import reserved_device_id, topic
 
@@ -42,6 +43,8 @@ UNCLAIMED = "unclaimed"
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 MAX_BATCH = 1000
+# What a person types or a scanner reads: the code, perhaps with spaces or dashes.
+ClaimCode = Annotated[str, Path(min_length=1, max_length=64)]
 
 claims = Table(
     "claims", metadata,
@@ -71,8 +74,7 @@ def normalise_code(code: str) -> str:
     return f"{raw[0:4]}-{raw[4:8]}-{raw[8:12]}"
 
 
-class Details(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Details(RequestBody):
 
     site: Optional[str] = Field(default=None, min_length=1, max_length=200)
     district: Optional[str] = Field(default=None, min_length=1, max_length=100)
@@ -80,14 +82,13 @@ class Details(BaseModel):
     lon: Optional[float] = Field(default=None, ge=-180, le=180)
 
 
-class BatchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BatchCreate(RequestBody):
 
     count: int = Field(ge=1, le=MAX_BATCH)
     kind: Literal["wifi", "cctv", "sensor"]
     district: str = Field(default="unassigned", min_length=1, max_length=100)
     prefix: str = Field(default="box", pattern=r"^[a-z][a-z0-9-]{0,40}$")
-    tags: List[str] = Field(default_factory=list, max_length=31)
+    tags: List[Tag] = Field(default_factory=list, max_length=31)  # and "unclaimed"
 
     @field_validator("prefix")
     @classmethod
@@ -109,8 +110,7 @@ class BatchCreated(BaseModel):
     count: int
 
 
-class ClaimIssue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClaimIssue(RequestBody):
 
     device_id: str = Field(min_length=2, max_length=63)
 
@@ -243,8 +243,7 @@ def issue(body: ClaimIssue, services: ServicesDep, who: Technician, response: Re
 
 @router.get("", response_model=ClaimList)
 def list_claims(services: ServicesDep, _who: Viewer, claimed: Optional[bool] = None,
-                limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0)
-                ) -> ClaimList:
+                limit: int = Query(1000, ge=1, le=10000), offset: Offset = 0) -> ClaimList:
     query = select(claims).order_by(claims.c.created_at, claims.c.device_id)
     if claimed is not None:
         query = query.where(claims.c.claimed_at.is_not(None) if claimed
@@ -255,7 +254,7 @@ def list_claims(services: ServicesDep, _who: Viewer, claimed: Optional[bool] = N
 
 
 @router.get("/{code}", response_model=ClaimPublic)
-def get_claim(code: str, services: ServicesDep, _who: Viewer) -> ClaimPublic:
+def get_claim(code: ClaimCode, services: ServicesDep, _who: Viewer) -> ClaimPublic:
     with services.engine.connect() as conn:
         row = conn.execute(select(claims).where(
             claims.c.claim_code == normalise_code(code))).first()
@@ -265,7 +264,7 @@ def get_claim(code: str, services: ServicesDep, _who: Viewer) -> ClaimPublic:
 
 
 @router.post("/{code}", response_model=ClaimPublic)
-def claim_over_http(code: str, body: Details, services: ServicesDep, who: Technician
+def claim_over_http(code: ClaimCode, body: Details, services: ServicesDep, who: Technician
                     ) -> ClaimPublic:
     code = normalise_code(code)
     with services.engine.begin() as conn:

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from fleet_api import commands as cmds
+from fleet_api.api.limits import FreeJson, RequestBody
 from fleet_api.audit import record
 from fleet_api.auth import Principal
 from fleet_api.db import commands, devices, iso, utcnow
@@ -19,12 +20,12 @@ router = APIRouter(prefix="/api/v1/devices", tags=["commands"])
 Status = Literal["queued", "delivered", "received", "succeeded", "failed", "expired"]
 
 
-class CommandCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class CommandCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"name": "self_test", "args": {}, "timeout_s": 300}]})
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    args: Dict[str, Any] = Field(default_factory=dict)
+    args: FreeJson = Field(default_factory=dict)
     timeout_s: float = Field(default=300, ge=1, le=7 * 86400,
                              description="the command expires this long after creation")
 
@@ -118,14 +119,14 @@ def _get(services: Any, device_id: str, command_id: str) -> Any:
 
 
 @router.get("/{device_id}/commands/{command_id}", response_model=CommandView)
-def get_command(device_id: str, command_id: CommandId, services: ServicesDep, _who: Viewer
+def get_command(device_id: DeviceId, command_id: CommandId, services: ServicesDep, _who: Viewer
                 ) -> CommandView:
     return _view(_get(services, device_id, command_id))
 
 
 @router.post("/{device_id}/commands/{command_id}/retry", status_code=201,
              response_model=CommandCreated)
-def retry_command(device_id: str, command_id: CommandId, services: ServicesDep, who: Technician
+def retry_command(device_id: DeviceId, command_id: CommandId, services: ServicesDep, who: Technician
                   ) -> CommandCreated:
     """Send a failed or expired command again, as a new command naming the old one."""
     row = _get(services, device_id, command_id)

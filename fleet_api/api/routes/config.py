@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from fleet_api import twin
+from fleet_api.api.limits import FreeJson, RequestBody
 from fleet_api.audit import record
 from fleet_api.db import devices, groups, tiers
 from fleet_api.deps import DeviceId, Operator, ServicesDep, Viewer
@@ -33,29 +34,28 @@ class TwinView(BaseModel):
     tier_applied_mbps: Optional[float]
 
 
-class ConfigPut(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class ConfigPut(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"desired": CONFIG_EXAMPLE, "version": 3}]})
 
-    desired: Dict[str, Any]
-    version: int = Field(ge=0, description="the version the writer read")
+    desired: FreeJson
+    version: int = Field(ge=0, le=2**31 - 1, description="the version the writer read")
 
 
-class TierPut(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"mbps": 300}]})
+class TierPut(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"mbps": 300}]})
 
     mbps: float = Field(gt=0, le=10000)
 
 
-class GroupPut(BaseModel):
-    model_config = ConfigDict(extra="forbid",
-                              json_schema_extra={"examples": [{"group": "kota-barat"}]})
+class GroupPut(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"group": "kota-barat"}]})
 
     group: Optional[str] = Field(default=None, min_length=1, max_length=100)
 
 
-class Tier(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class Tier(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"mbps": 500, "down_mbps": 500, "up_mbps": 150, "per_client_mbps": 15,
          "name": "500 Mbps"}]})
 

@@ -1,7 +1,7 @@
 """Devices: registry, presence and telemetry."""
 
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Literal, Optional
+from typing import Annotated, Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,19 +10,24 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
 from fleet_api.accounts import mosquitto_hash, new_password
+from fleet_api.api.limits import RequestBody
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
-from fleet_api.deps import DeviceId, ServicesDep, Technician, Viewer
+from fleet_api.deps import DeviceId, Offset, ServicesDep, StorableTime, Technician, Viewer
 from fleet_api.presence import ingest_alive
+from fleet_api.revoke import is_pending
 from simpul_wire.topics import reserved_device_id, valid_device_id
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 Kind = Literal["wifi", "cctv", "sensor"]
+# A device carries at most 32 tags of at most 64 characters: 2 KiB, not megabytes.
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_TAGS = 32
 
 
-class DeviceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class DeviceCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "device_id": "taman-kota-01", "site": "Taman Kota", "kind": "wifi",
         "district": "Kota Barat", "lat": -6.2, "lon": 106.8, "tags": ["park"]}]})
 
@@ -32,7 +37,7 @@ class DeviceCreate(BaseModel):
     district: str = Field(min_length=1, max_length=100)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    tags: List[str] = Field(default_factory=list, max_length=32)
+    tags: List[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
     @field_validator("device_id")
     @classmethod
@@ -69,6 +74,14 @@ class DevicePublic(BaseModel):
     rotation: Optional[str] = Field(
         default=None, description="a credential rotation under way: staging or switched; "
                                   "done once the box is back with its new password")
+
+
+class DeviceView(DevicePublic):
+    """One device on its own: the list's view, and whether a deregistration is pending."""
+
+    deregistration: Optional[Literal["pending"]] = Field(
+        default=None, description="DELETE was asked while the broker could not be reached: "
+                                  "the box is locked out, the fleet finishes it later")
 
 
 class MqttCredentials(BaseModel):
@@ -157,10 +170,12 @@ def _page(rows: Any, now: datetime, timeout_s: float, alive: bool) -> List[Dict[
 
 @router.get("", response_model=DeviceList)
 def list_devices(services: ServicesDep, _who: Viewer,
-                 limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0),
-                 district: Optional[str] = None, kind: Optional[Kind] = None,
+                 limit: int = Query(1000, ge=1, le=10000), offset: Offset = 0,
+                 district: Optional[str] = Query(None, max_length=100),
+                 kind: Optional[Kind] = None,
                  status: Optional[Literal["online", "offline", "unknown"]] = None,
-                 tier: Optional[float] = None) -> Response:
+                 tier: Optional[float] = Query(None, gt=0, le=10000, allow_inf_nan=False)
+                 ) -> Response:
     query = select(*PUBLIC_COLUMNS).order_by(devices.c.device_id)
     count_q = select(func.count()).select_from(devices)
     for column, value in ((devices.c.district, district), (devices.c.kind, kind),
@@ -216,20 +231,22 @@ def register_device(body: DeviceCreate, services: ServicesDep, who: Technician
     )
 
 
-@router.get("/{device_id}", response_model=DevicePublic)
-def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> DevicePublic:
+@router.get("/{device_id}", response_model=DeviceView)
+def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> DeviceView:
     now = utcnow()
     with services.engine.connect() as conn:
         row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
         alive = ingest_alive(conn, now)
+        pending = row is not None and is_pending(conn, device_id)
     if row is None:
         raise HTTPException(404, f"no device {device_id}")
-    return _public(row, now, services.settings.heartbeat_timeout_s, alive)
+    return DeviceView(**_public_dict(row, now, services.settings.heartbeat_timeout_s, alive),
+                      deregistration="pending" if pending else None)
 
 
 @router.get("/{device_id}/telemetry", response_model=TelemetryList)
 def get_telemetry(device_id: DeviceId, services: ServicesDep, _who: Viewer, response: Response,
-                  since: Optional[datetime] = None, until: Optional[datetime] = None,
+                  since: Optional[StorableTime] = None, until: Optional[StorableTime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                   limit: int = Query(1000, ge=1, le=10000),
                   by: Literal["ts", "received_at"] = Query(

@@ -1,15 +1,16 @@
 """Groups: a config template with per-device overrides, alert thresholds, tier
 assignment, and staged rollouts of a new template revision."""
 
-from typing import Any, Dict, List, Optional
+from typing import Annotated, Any, Dict, List, Optional
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from fleet_api import rollout as ro
 from fleet_api import twin
+from fleet_api.api.limits import FreeJson, RequestBody
 from fleet_api.audit import record
 from fleet_api.db import devices, groups, inserted_id, iso, rollouts, utcnow
 from fleet_api.deps import GroupName, Operator, RowId, ServicesDep, Viewer
@@ -18,27 +19,27 @@ from fleet_api.publisher import publish_desired
 router = APIRouter(prefix="/api/v1", tags=["groups"])
 
 
-class RolloutSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RolloutSpec(RequestBody):
 
     stage_size: int = Field(default=10, ge=1, le=10000)
     stage_timeout_s: float = Field(default=900, ge=1, le=7 * 86400)
 
 
-class GroupPutBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class GroupPutBody(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "template": {"publish": {"sample_interval_s": 30}},
         "thresholds": {"offline_min": 10, "pm2_5": 55.4},
         "rollout": {"stage_size": 5, "stage_timeout_s": 600}}]})
 
-    template: Dict[str, Any] = Field(default_factory=dict)
-    thresholds: Optional[Dict[str, float]] = None
+    template: FreeJson = Field(default_factory=dict)
+    thresholds: Optional[Dict[Annotated[str, Field(min_length=1, max_length=64)], float]] = \
+        Field(default=None, max_length=100)
     rollout: Optional[RolloutSpec] = Field(
         default=None, description="move members stage by stage; without it, all at once")
 
 
-class GroupTierBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class GroupTierBody(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"mbps": 300, "rollout": {"stage_size": 5}}]})
 
     mbps: float = Field(gt=0, le=10000)
@@ -164,8 +165,8 @@ def put_group_tier(name: GroupName, body: GroupTierBody, services: ServicesDep, 
 
 
 @router.get("/rollouts", response_model=List[RolloutView])
-def list_rollouts(services: ServicesDep, _who: Viewer, group: Optional[str] = None
-                  ) -> List[RolloutView]:
+def list_rollouts(services: ServicesDep, _who: Viewer,
+                  group: Optional[str] = Query(None, max_length=100)) -> List[RolloutView]:
     query = select(rollouts).order_by(rollouts.c.id.desc()).limit(200)
     if group is not None:
         query = query.where(rollouts.c.group_name == group)

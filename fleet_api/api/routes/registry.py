@@ -3,29 +3,38 @@ payloads, CSV export of telemetry."""
 
 import csv
 import io
-from datetime import datetime
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Literal, Optional
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from fleet_api import commands as cmds
 from fleet_api import rotation
 from fleet_api.accounts import mosquitto_hash, new_password
+from fleet_api.api.limits import BULK_BODY_CAP, RequestBody
 from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
-from fleet_api.deps import Admin, DeviceId, Operator, ServicesDep, Technician, Viewer
+from fleet_api.deps import (
+    Admin,
+    DeviceId,
+    Operator,
+    ServicesDep,
+    StorableTime,
+    Technician,
+    Viewer,
+)
 from fleet_api.pki import FleetCA, PkiError, issue, pem
-from fleet_api.revoke import RevokeError, deregister
+from fleet_api.revoke import deregister, is_pending
+from fleet_api.spreadsheet import safe_row
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
-class BulkCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"devices": [
+class BulkCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"devices": [
         {"device_id": "pos-001", "site": "Pos 1", "kind": "wifi", "district": "Kota Barat",
          "lat": -6.2, "lon": 106.8}]}]})
 
@@ -55,7 +64,8 @@ class RejectList(BaseModel):
     rejected_count: int
 
 
-@router.post("/bulk", status_code=201, response_model=BulkRegistered)
+@router.post("/bulk", status_code=201, response_model=BulkRegistered,
+             max_body_size=BULK_BODY_CAP)  # 10,000 devices (fleet_api/api/limits.py)
 def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> BulkRegistered:
     """Register thousands at once: one transaction, one broker reload. Credentials are
     in the response, once."""
@@ -88,22 +98,32 @@ def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> B
     return BulkRegistered(data=data, count=len(data))
 
 
-@router.delete("/{device_id}", status_code=204)
-def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> None:
+class DeregistrationPending(BaseModel):
+    device_id: str
+    deregistration: Literal["pending"]
+    detail: str
+
+
+@router.delete("/{device_id}", status_code=204, response_class=Response, responses={
+    202: {"model": DeregistrationPending,
+          "description": "the broker could not be reached: the box is locked out and the "
+                         "fleet finishes the deregistration when the broker answers"}})
+def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> Response:
     """Deregister: the broker refuses the device from now on, and its live connection is
-    dropped. Stored telemetry stays."""
-    with services.engine.connect() as conn:
+    dropped. Stored telemetry stays. While the broker cannot be reached the answer is
+    202 and the device shows `deregistration: pending` until the fleet has finished."""
+    with services.engine.begin() as conn:
         if conn.execute(select(devices.c.device_id)
                         .where(devices.c.device_id == device_id)).first() is None:
             raise HTTPException(404, f"no device {device_id}")
-    try:
-        url = services.settings.device_url() if services.settings.broker_data else None
-        ca = FleetCA(services.settings.broker_data) if services.settings.broker_data else None
-        deregister(services.engine, services.accounts, services.publisher, url, device_id, ca)
-    except RevokeError as exc:
-        raise HTTPException(503, f"deregistration incomplete: {exc}") from exc
-    with services.engine.begin() as conn:
         record(conn, who, "device.delete", device_id)
+    if deregister(services.engine, services.broker_side(), device_id):
+        return Response(status_code=204)
+    body = DeregistrationPending(
+        device_id=device_id, deregistration="pending",
+        detail="the broker could not be reached; the box is locked out at its next reload "
+               "and the fleet finishes the deregistration when it answers")
+    return JSONResponse(body.model_dump(), status_code=202)
 
 
 @router.get("/{device_id}/rejects", response_model=RejectList)
@@ -125,10 +145,11 @@ def list_rejects(device_id: DeviceId, services: ServicesDep, _who: Viewer,
 @router.get("/{device_id}/telemetry.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
 def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
-                  since: Optional[datetime] = None, until: Optional[datetime] = None,
+                  since: Optional[StorableTime] = None, until: Optional[StorableTime] = None,
                   stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                   limit: int = Query(100000, ge=1, le=1000000)) -> StreamingResponse:
-    """One row per record: ts, received_at, epoch, seq, then one column per metric."""
+    """One row per record: ts, received_at, epoch, seq, then one column per metric. Text
+    that a spreadsheet would run as a formula starts with a single quote."""
     query = select(records.c.ts, records.c.received_at, records.c.epoch, records.c.seq,
                    records.c.metrics).where(records.c.device_id == device_id,
                                             records.c.stream == stream)
@@ -147,11 +168,11 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
     def lines() -> Iterator[str]:
         buf = io.StringIO()
         out = csv.writer(buf)
-        out.writerow(["ts", "received_at", "epoch", "seq", *names])
+        out.writerow(safe_row(["ts", "received_at", "epoch", "seq", *names]))
         for i, r in enumerate(rows):
             m: Dict[str, Any] = r.metrics or {}
-            out.writerow([iso(r.ts), iso(r.received_at), r.epoch, r.seq,
-                          *[m.get(n, "") for n in names]])
+            out.writerow(safe_row([iso(r.ts), iso(r.received_at), r.epoch, r.seq,
+                                   *[m.get(n, "") for n in names]]))
             if i % 1000 == 999:
                 yield buf.getvalue()
                 buf.seek(0)
@@ -162,8 +183,8 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
         "content-disposition": f'attachment; filename="{device_id}-{stream}.csv"'})
 
 
-class CertificateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class CertificateRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "csr": "-----BEGIN CERTIFICATE REQUEST-----\n...\n-----END CERTIFICATE REQUEST-----\n"}]})
 
     csr: str = Field(min_length=1, max_length=16384,
@@ -205,8 +226,8 @@ def issue_certificate(device_id: DeviceId, body: CertificateRequest, services: S
         ca=ca.ca_pem.read_text(), url=services.settings.tls_url())
 
 
-class RotateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class RotateRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {}, {"only_boot_id": "3f9c0a7be21d4c55"}]})
 
     only_boot_id: Optional[str] = Field(
@@ -232,6 +253,8 @@ def rotate_credentials(device_id: DeviceId, services: ServicesDep, who: Operator
     body = body or RotateRequest()
     try:
         with services.engine.begin() as conn:
+            if is_pending(conn, device_id):
+                raise HTTPException(409, f"{device_id} is being deregistered")
             command = rotation.start(conn, device_id, who.name or f"#{who.token_id}",
                                      body.only_boot_id, body.reconnect_after_s)
             record(conn, who, "device.rotate_credentials", device_id,

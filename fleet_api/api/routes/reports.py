@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleet_api.db import devices, iso, rollup_1h, rollup_1m, to_naive_utc, utcnow
-from fleet_api.deps import DeviceId, ServicesDep, Viewer
+from fleet_api.deps import DeviceId, ServicesDep, StorableTime, Viewer
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -71,7 +71,7 @@ def p95(values: List[float]) -> Optional[float]:
 @router.get("/devices/{device_id}/rollups", response_model=RollupList)
 def get_rollups(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                 resolution: Literal["1m", "1h"] = "1h",
-                since: Optional[datetime] = None, until: Optional[datetime] = None,
+                since: Optional[StorableTime] = None, until: Optional[StorableTime] = None,
                 stream: str = Query("telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$"),
                 metric: Optional[str] = Query(None, max_length=64),
                 limit: int = Query(2000, ge=1, le=20000)) -> RollupList:
@@ -99,8 +99,8 @@ def get_rollups(device_id: DeviceId, services: ServicesDep, _who: Viewer,
 
 @router.get("/reports/upgrade", response_model=UpgradeReport)
 def upgrade_report(services: ServicesDep, _who: Viewer,
-                   days: float = Query(7, gt=0, le=35),
-                   district: Optional[str] = None) -> UpgradeReport:
+                   days: float = Query(7, gt=0, le=35, allow_inf_nan=False),
+                   district: Optional[str] = Query(None, max_length=100)) -> UpgradeReport:
     """Each point's p95 use of its tier over `days`, ranked, highest first: the 95th
     percentile of the per-minute mean `tier_down_mbps` (health stream), over the tier's
     down rate. Districts are summarised below it."""

@@ -2,7 +2,7 @@
 
 from typing import Optional
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,7 +23,8 @@ def prometheus_metrics() -> Response:
 
 
 @router.get("/login", tags=["site"], response_model=None)
-def login(request: Request, services: ServicesDep, token: Optional[str] = None
+def login(request: Request, services: ServicesDep,
+          token: Optional[str] = Query(None, max_length=200)
           ) -> "RedirectResponse | HTMLResponse":
     """Trade a token for an HttpOnly session cookie (wall screens), then go to the overview."""
     client = request.client.host if request.client else "?"

@@ -1,13 +1,14 @@
 """Staged rollouts of agent updates (fleet_api/update_rollout.py), and the bundles the
 boxes download (`simpul-fleet serve --updates-dir`)."""
 
-from typing import Any, Dict, List, Literal, Optional
+from typing import Annotated, Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from fleet_api import update_rollout
+from fleet_api.api.limits import ROLLOUT_BODY_CAP, RequestBody
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, update_rollouts, update_targets
 from fleet_api.deps import Operator, RowId, ServicesDep, Viewer
@@ -15,8 +16,8 @@ from fleet_api.deps import Operator, RowId, ServicesDep, Viewer
 router = APIRouter(prefix="/api/v1/updates", tags=["updates"])
 
 
-class UpdateRolloutCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class UpdateRolloutCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "version": "0.2.0", "url": "https://fleet.example.go.id/updates/simpul-agent-0.2.0.tar",
         "district": "Kota Barat", "waves": [0.01, 0.1, 0.5, 1.0], "max_failure_ratio": 0.1,
         "settle_s": 900}]})
@@ -24,7 +25,8 @@ class UpdateRolloutCreate(BaseModel):
     version: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z.+_-]+$")
     url: str = Field(min_length=8, max_length=2000,
                      description="where boxes download the signed bundle (http or https)")
-    devices: Optional[List[str]] = Field(default=None, min_length=1, max_length=100000,
+    devices: Optional[List[Annotated[str, Field(min_length=1, max_length=63)]]] = Field(
+        default=None, min_length=1, max_length=100000,
                                          description="in this order (canaries first)")
     district: Optional[str] = Field(default=None, max_length=100)
     group: Optional[str] = Field(default=None, max_length=100)
@@ -98,7 +100,8 @@ def _view(conn: Any, ro: Any, with_targets: bool = True) -> UpdateRolloutView:
         targets=targets if with_targets else [])
 
 
-@router.post("/rollouts", status_code=201, response_model=UpdateRolloutView)
+@router.post("/rollouts", status_code=201, response_model=UpdateRolloutView,
+             max_body_size=ROLLOUT_BODY_CAP)  # 100,000 device ids (fleet_api/api/limits.py)
 def create_rollout(body: UpdateRolloutCreate, services: ServicesDep, who: Operator
                    ) -> UpdateRolloutView:
     """Update the agent on the chosen boxes wave by wave; the rollout stops by itself
