@@ -1,0 +1,136 @@
+"""A box's own credentials, hostile payloads: no message stalls the ingest (issue 16, 6-7).
+
+Each test runs against a real Mosquitto and a real fleet on SQLite and on PostgreSQL. The
+hostile messages are published as the device itself, on its own leaves; then a good batch
+must be stored within seconds, every hostile one must sit in the rejects with its reason,
+and nothing may come back: the reject count stays put and the ingest never reconnects.
+"""
+
+import json
+import time
+from typing import Any, Dict, List, Tuple
+
+import httpx
+import pytest
+
+from simpul_wire import Record, TelemetryBatch, encode, utcnow
+from tests.fleet.conftest import db_url, fleet  # noqa: F401 -- both engines
+from tests.harness import Broker, Fleet, device, telemetry, wait_until
+from tests.test_broker_acl import Client
+
+pytestmark = pytest.mark.slow
+
+EPOCH = "00112233445566778899aabb"
+BOX = "park-hostile"
+
+
+def record(seq: Any = 0, ts: Any = "2026-11-23T08:00:00Z", **extra: Any) -> Dict[str, Any]:
+    return {"seq": seq, "ts": ts, "metrics": {"pm2_5": 1.5}, **extra}
+
+
+def raw_batch(*records: Dict[str, Any], stream: str = "telemetry") -> bytes:
+    return json.dumps({"schema_version": 1, "device_id": BOX, "ts": "2026-11-23T08:00:00Z",
+                       "stream": stream, "epoch": EPOCH, "records": list(records)},
+                      allow_nan=True).encode()
+
+
+def with_metrics(text: str) -> bytes:
+    """A batch whose one record's metrics object is `text`, verbatim JSON."""
+    return raw_batch(record(metrics={"__M__": 0})).replace(b'{"__M__": 0}', text.encode())
+
+
+# (leaf, payload, what the reject's reason must mention)
+HOSTILE: List[Tuple[str, bytes, str]] = [
+    ("telemetry", raw_batch(record(seq=2**64)), "records.0.seq"),
+    ("telemetry", raw_batch(record(seq=2**63)), "records.0.seq"),
+    ("telemetry", raw_batch(record(seq=10**40)), "records.0.seq"),
+    ("telemetry", raw_batch(record(ts="9999-12-31T23:00:00-05:00")), "records.0.ts"),
+    ("telemetry", raw_batch(record(ts="0001-01-01T01:00:00+05:00")), "records.0.ts"),
+    ("telemetry", raw_batch(record(ts="9999-12-31T23:59:59Z")), "records.0.ts"),
+    ("telemetry", raw_batch(record(ts=-10**12)), "records.0.ts"),
+    ("telemetry", with_metrics('{"pm2_5": NaN}'), "records.0.metrics.pm2_5"),
+    ("telemetry", with_metrics('{"pm2_5": Infinity}'), "records.0.metrics.pm2_5"),
+    ("telemetry", with_metrics('{"pm2_5": -Infinity}'), "records.0.metrics.pm2_5"),
+    ("telemetry", with_metrics('{"pm2_5": 1e999}'), "records.0.metrics.pm2_5"),
+    ("telemetry", with_metrics('{"pm2_5": 1' + "0" * 400 + "}"), "records.0.metrics.pm2_5"),
+    ("telemetry", with_metrics('{"\\ud800": 1}'), "Invalid JSON"),
+    ("telemetry", with_metrics('{"a\\u0000b": 1}'), "NUL"),
+    ("telemetry", with_metrics("{" + ",".join(f'"m{i}": {i}' for i in range(5000)) + "}"),
+     "records.0.metrics"),
+    ("telemetry", raw_batch(record(gap={"to_seq": 2**64, "reason": "x"})),
+     "records.0.gap.to_seq"),
+    ("telemetry", b"[" * 100_000 + b"]" * 100_000, "nested"),
+    ("health", raw_batch(record(sources={"pms": {"state": "stale", "reason": "a\u0000b"}}),
+                         stream="health"), "records.0.sources.pms.reason"),
+    ("state", json.dumps({"schema_version": 1, "device_id": BOX, "state": "online",
+                          "boot_id": "b" * 100}).encode(), "boot_id"),
+    ("state", json.dumps({"schema_version": 1, "device_id": BOX, "state": "online",
+                          "agent_version": "v" * 300, "boot_id": "0123"}).encode(),
+     "agent_version"),
+    ("config/reported", json.dumps({"schema_version": 1, "device_id": BOX,
+                                    "version": 2**40, "config_hash": "h"}).encode(),
+     "version"),
+    ("config/reported", json.dumps({"schema_version": 1, "device_id": BOX, "version": 1,
+                                    "config_hash": "h", "tier_applied": {"down_mbps": float(
+                                        "nan")}}).encode(), "tier_applied.down_mbps"),
+    ("cmd/c1/result", json.dumps({"schema_version": 1, "device_id": BOX, "command_id": "c1",
+                                  "status": "succeeded", "result": {"x": float("inf")}}
+                                 ).encode(), "result"),
+    ("cmd/c1/result", json.dumps({"schema_version": 1, "device_id": BOX, "command_id": "c1",
+                                  "status": "failed", "error": "bad\u0000"}).encode(),
+     "error"),
+]
+
+
+def good_batch(seqs: range) -> bytes:
+    records = [Record(seq=s, ts=utcnow(), metrics={"pm2_5": float(s)}) for s in seqs]
+    return encode(TelemetryBatch(device_id=BOX, epoch=EPOCH, records=records))
+
+
+def rejects(fleet: Fleet) -> List[Dict[str, Any]]:
+    with fleet.api() as api:
+        resp = api.get(f"/api/v1/devices/{BOX}/rejects", params={"limit": 1000})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]  # type: ignore[no-any-return]
+
+
+def strict_json(resp: httpx.Response) -> Any:
+    """The body as JSON, refusing the NaN/Infinity words no JSON reader in a browser takes."""
+    def refuse(word: str) -> None:
+        raise AssertionError(f"{resp.url} answered with {word}, which is not JSON")
+    return json.loads(resp.text, parse_constant=refuse)
+
+
+def test_hostile_payloads_are_rejected_and_the_ingest_goes_on(broker: Broker,
+                                                              fleet: Fleet) -> None:  # noqa: F811
+    password = fleet.register(BOX)["mqtt"]["password"]
+    box = Client(broker.port, BOX, password, client_id=BOX)
+    started = time.monotonic()
+    try:
+        for leaf, payload, _ in HOSTILE:
+            assert not box.publish(f"simpul/v1/{BOX}/{leaf}", payload).is_failure, leaf
+        assert not box.publish(f"simpul/v1/{BOX}/telemetry", good_batch(range(3))).is_failure
+        stored = wait_until(lambda: telemetry(fleet, BOX), 10, what="the good batch")
+        took = time.monotonic() - started
+    finally:
+        box.close()
+    assert [r["metrics"]["pm2_5"] for r in stored] == [0.0, 1.0, 2.0]
+    assert took < 10
+    found = wait_until(lambda: (lambda r: r if len(r) >= len(HOSTILE) else None)(
+        rejects(fleet)), 10, what="every hostile payload in the rejects")
+    reasons = [r["reason"] for r in reversed(found)]
+    assert len(reasons) == len(HOSTILE), reasons
+    for (leaf, _, mention), reason in zip(HOSTILE, reasons):
+        assert mention in reason, (leaf, mention, reason)
+    # Acknowledged once: nothing comes back and is refused again, and the ingest never
+    # had to reconnect to get past a message.
+    time.sleep(3)
+    assert len(rejects(fleet)) == len(HOSTILE)
+    assert device(fleet, BOX)["rejected_count"] == len(HOSTILE)
+    log = fleet.process.output()
+    assert "lost the broker" not in log and "ingest flush failed" not in log, log[-3000:]
+    assert "database write failed" not in log, log[-3000:]
+    # The device's pages stay valid JSON.
+    with fleet.api() as api:
+        strict_json(api.get(f"/api/v1/devices/{BOX}/telemetry"))
+        strict_json(api.get(f"/api/v1/devices/{BOX}"))
