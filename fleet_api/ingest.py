@@ -198,7 +198,9 @@ class Ingest:
             batch.stored = write_batch(conn, batch, now)
 
     def _refused(self, message: Message, built: Batch, reason: str) -> Batch:
-        """The reject of one message the store refused, telling its box about its records."""
+        """The reject of one message the store refused, telling its box about its records
+        (`built` went through _drop_unknown in the failed write: its acks are of
+        registered devices only)."""
         device_id = self._device_of(message.topic)
         refused = Batch(rejected=[self._reject_row(device_id, message.topic, reason)])
         refused.refusals = [(d, stream, epoch, seqs, refused.rejected[0]["reason"])
@@ -263,7 +265,6 @@ class Ingest:
         batch.results = [r for r in batch.results if r[0] in known]
         batch.acks = [a for a in batch.acks if a[0] in known]
         batch.births = [b for b in batch.births if b[0] in known]
-        batch.refusals = [r for r in batch.refusals if r[0] in known]
         batch.ntp = {d: s for d, s in batch.ntp.items() if d in known}
 
     def _reject_row(self, device_id: Optional[str], topic: str, reason: str) -> dict:  # type: ignore[type-arg]

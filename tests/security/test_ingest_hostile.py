@@ -7,12 +7,22 @@ and nothing may come back: the reject count stays put and the ingest never recon
 """
 
 import json
+import logging
+import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
+from fleet_api.accounts import FLEET_USER
+from fleet_api.db import make_engine, records, rejects
+from fleet_api.ingest import Ingest
+from fleet_api.mqtt_link import Message
+from fleet_api.store import Batch
 from simpul_wire import Record, TelemetryBatch, encode, utcnow
 from tests.fleet.conftest import db_url, fleet  # noqa: F401 -- both engines
 from tests.harness import Broker, Fleet, device, telemetry, wait_until
@@ -87,7 +97,7 @@ def good_batch(seqs: range) -> bytes:
     return encode(TelemetryBatch(device_id=BOX, epoch=EPOCH, records=records))
 
 
-def rejects(fleet: Fleet) -> List[Dict[str, Any]]:
+def api_rejects(fleet: Fleet) -> List[Dict[str, Any]]:
     with fleet.api() as api:
         resp = api.get(f"/api/v1/devices/{BOX}/rejects", params={"limit": 1000})
     assert resp.status_code == 200, resp.text
@@ -117,7 +127,7 @@ def test_hostile_payloads_are_rejected_and_the_ingest_goes_on(broker: Broker,
     assert [r["metrics"]["pm2_5"] for r in stored] == [0.0, 1.0, 2.0]
     assert took < 10
     found = wait_until(lambda: (lambda r: r if len(r) >= len(HOSTILE) else None)(
-        rejects(fleet)), 10, what="every hostile payload in the rejects")
+        api_rejects(fleet)), 10, what="every hostile payload in the rejects")
     reasons = [r["reason"] for r in reversed(found)]
     assert len(reasons) == len(HOSTILE), reasons
     for (leaf, _, mention), reason in zip(HOSTILE, reasons):
@@ -125,7 +135,7 @@ def test_hostile_payloads_are_rejected_and_the_ingest_goes_on(broker: Broker,
     # Acknowledged once: nothing comes back and is refused again, and the ingest never
     # had to reconnect to get past a message.
     time.sleep(3)
-    assert len(rejects(fleet)) == len(HOSTILE)
+    assert len(api_rejects(fleet)) == len(HOSTILE)
     assert device(fleet, BOX)["rejected_count"] == len(HOSTILE)
     log = fleet.process.output()
     assert "lost the broker" not in log and "ingest flush failed" not in log, log[-3000:]
@@ -134,3 +144,83 @@ def test_hostile_payloads_are_rejected_and_the_ingest_goes_on(broker: Broker,
     with fleet.api() as api:
         strict_json(api.get(f"/api/v1/devices/{BOX}/telemetry"))
         strict_json(api.get(f"/api/v1/devices/{BOX}"))
+
+
+class PoisonedIngest(Ingest):
+    """The real ingest, with one gap in its contract: a message carrying the metric
+    `poison` gets a seq no database column holds. It stands for any message the contract
+    lets through but the store refuses, the case the group commit must survive."""
+
+    def _add(self, batch: Batch, message: Message, now: Any, claims: bool = True) -> None:
+        before = len(batch.rows)
+        super()._add(batch, message, now, claims)
+        if b'"poison"' in message.payload:
+            for row in batch.rows[before:]:
+                row["seq"] = 2**70
+
+
+def run_ingest(ingest: Ingest) -> threading.Thread:
+    thread = threading.Thread(target=ingest.run, name="test-ingest", daemon=True)
+    thread.start()
+    wait_until(lambda: ingest.connected, 10, what="the ingest's CONNACK")
+    return thread
+
+
+def test_one_refused_message_in_a_group_commit_holds_back_no_other(
+        scratch: Path, broker: Broker, db_url: str, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    # The fleet registers the box, then its ingest's session is taken over by ours.
+    fleet_process = Fleet(scratch, broker, db_url=db_url).start()
+    password = fleet_process.register(BOX)["mqtt"]["password"]
+    fleet_process.stop()
+    engine = make_engine(db_url)
+    credentials = ("127.0.0.1", broker.fleet_port, FLEET_USER, broker.fleet_password)
+    ingest = PoisonedIngest(engine, *credentials, flush_s=1.0)
+    thread = run_ingest(ingest)
+    box = Client(broker.port, BOX, password, client_id=BOX)
+    try:
+        assert not box.subscribe(f"simpul/v1/{BOX}/ack").is_failure
+        sent = []
+        for seq in range(41):  # sent back to back: one group commit
+            metrics = {"poison": 1.0} if seq == 20 else {"pm2_5": float(seq)}
+            body = TelemetryBatch(device_id=BOX, epoch=EPOCH, records=[
+                Record(seq=seq, ts=utcnow(), metrics=metrics)])
+            sent.append(box.c.publish(f"simpul/v1/{BOX}/telemetry", encode(body), qos=1))
+        for info in sent:
+            info.wait_for_publish(5)
+        with caplog.at_level(logging.WARNING, logger="simpul.ingest"):
+            wait_until(lambda: stored_seqs(engine) == [s for s in range(41) if s != 20], 15,
+                       what="the 40 good records")
+            found = wait_until(lambda: reject_reasons(engine), 10, what="the reject")
+        assert len(found) == 1 and found[0].startswith("cannot be stored:"), found
+        assert "committing its halves apart" in caplog.text
+        refusal = wait_until(lambda: [json.loads(p) for t, p in box.messages
+                                      if t.endswith("/ack") and b"rejected" in p], 10,
+                             what="the box told its record was refused")
+        assert refusal[0]["ranges"] == [[20, 20]]
+    finally:
+        ingest.stop()
+        thread.join(10)
+        box.close()
+    # Every message was acknowledged: the same session, reconnected, gets nothing again.
+    again = Ingest(engine, *credentials)
+    thread = run_ingest(again)
+    try:
+        time.sleep(2)
+        assert again.stored == 0 and len(reject_reasons(engine)) == 1
+    finally:
+        again.stop()
+        thread.join(10)
+        engine.dispose()
+
+
+def stored_seqs(engine: Engine) -> List[int]:
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(select(records.c.seq).where(
+            records.c.device_id == BOX)))
+
+
+def reject_reasons(engine: Engine) -> List[str]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(rejects.c.reason).where(
+            rejects.c.device_id == BOX))]
