@@ -97,8 +97,8 @@ def good_batch(seqs: range) -> bytes:
     return encode(TelemetryBatch(device_id=BOX, epoch=EPOCH, records=records))
 
 
-def api_rejects(fleet: Fleet) -> List[Dict[str, Any]]:
-    with fleet.api() as api:
+def api_rejects(running: Fleet) -> List[Dict[str, Any]]:
+    with running.api() as api:
         resp = api.get(f"/api/v1/devices/{BOX}/rejects", params={"limit": 1000})
     assert resp.status_code == 200, resp.text
     return resp.json()["data"]  # type: ignore[no-any-return]
