@@ -10,14 +10,18 @@ import json
 import logging
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import httpx
 import pytest
-from sqlalchemy import select
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
+from fleet_api import db, rollups
 from fleet_api.accounts import FLEET_USER
 from fleet_api.db import make_engine, records, rejects
 from fleet_api.ingest import Ingest
@@ -224,3 +228,90 @@ def reject_reasons(engine: Engine) -> List[str]:
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(select(rejects.c.reason).where(
             rejects.c.device_id == BOX))]
+
+
+# -- 7: only finite numbers; rows an older fleet stored break no page and no rollup --------
+
+def older_fleet_rows(engine: Engine, device_id: str) -> None:
+    """Rows as an older fleet (no finite-number contract) left them: on SQLite the words
+    NaN and Infinity; on PostgreSQL, whose json type refuses those, numbers beyond any
+    double. And a row whose metrics are not an object at all."""
+    sqlite = engine.dialect.name == "sqlite"
+    bodies = (['{"pm2_5": NaN, "pm10": 3.0}', '{"pm2_5": Infinity}'] if sqlite else
+              ['{"pm2_5": 1e999, "pm10": 3.0}', '{"pm2_5": -1e400}']) + ["[1, 2]"]
+    value = ":m" if sqlite else "CAST(:m AS json)"
+    sources = "'{}'" if sqlite else "CAST('{}' AS json)"
+    now = utcnow().replace(tzinfo=None)
+    with engine.begin() as conn:
+        for seq, body in enumerate(bodies):
+            conn.execute(text(
+                "INSERT INTO records (device_id, stream, epoch, seq, ts, received_at, "
+                f"metrics, sources) VALUES (:d, 'telemetry', :e, :s, :t, :t, {value}, "
+                f"{sources})"), {"d": device_id, "e": EPOCH, "s": seq, "t": now, "m": body})
+
+
+def test_rows_that_cannot_be_folded_isolate_their_device(broker: Broker,
+                                                        fleet: Fleet) -> None:  # noqa: F811
+    good = fleet.register("park-good")["mqtt"]["password"]
+    fleet.register(BOX)
+    box = Client(broker.port, "park-good", good, client_id="park-good")
+    try:
+        body = TelemetryBatch(device_id="park-good", epoch=EPOCH, records=[
+            Record(seq=s, ts=utcnow(), metrics={"pm2_5": 10.0 + s}) for s in range(3)])
+        assert not box.publish("simpul/v1/park-good/telemetry", encode(body)).is_failure
+        wait_until(lambda: len(telemetry(fleet, "park-good")) == 3, 10, what="good records")
+    finally:
+        box.close()
+    engine = make_engine(fleet.db_url)
+    try:
+        older_fleet_rows(engine, BOX)
+        # The pass the fleet's worker runs each minute, run now on the fleet's database.
+        assert rollups.run(engine, rollups.Retention(),
+                           now=utcnow().replace(tzinfo=None) + timedelta(seconds=5)) == 6
+    finally:
+        engine.dispose()
+    with fleet.api() as api:
+        flagged = strict_json(api.get("/api/v1/alerts", params={"device_id": BOX}))["data"]
+        assert [a["rule"] for a in flagged] == ["rollup"], flagged
+        assert "3 values or rows" in flagged[0]["message"], flagged
+        assert strict_json(api.get("/api/v1/alerts",
+                                   params={"device_id": "park-good"}))["data"] == []
+        # Everyone else's buckets were folded, and what could be folded of the bad box.
+        good_buckets = strict_json(api.get("/api/v1/devices/park-good/rollups",
+                                           params={"resolution": "1m"}))["data"]
+        assert sum(b["metrics"]["pm2_5"]["count"] for b in good_buckets) == 3
+        bad_buckets = strict_json(api.get(f"/api/v1/devices/{BOX}/rollups",
+                                          params={"resolution": "1m"}))["data"]
+        assert [sorted(b["metrics"]) for b in bad_buckets] == [["pm10"]]
+        # Its telemetry page and device page stay valid JSON, NaN or not.
+        rows = strict_json(api.get(f"/api/v1/devices/{BOX}/telemetry"))["data"]
+        assert len(rows) == 3
+        strict_json(api.get(f"/api/v1/devices/{BOX}"))
+
+
+def test_the_migration_cleans_what_an_older_fleet_stored(scratch: Path, broker: Broker) -> None:
+    """SQLite, the engine that kept NaN: a database at the revision before this one."""
+    url = f"sqlite:///{scratch}/fleet.db"
+    engine = make_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0104")
+        conn.execute(db.devices.insert().values(
+            device_id=BOX, site="park", kind="sensor", district="Kota Barat", lat=0, lon=0,
+            tags=[], password_hash="x", created_at=utcnow().replace(tzinfo=None),
+            state="unknown", desired={}, desired_version=0, reported={}, rejected_count=0))
+    older_fleet_rows(engine, BOX)
+    fleet_process = Fleet(scratch, broker, db_url=url).start()
+    try:
+        with engine.connect() as conn:
+            stored = [r[0] for r in conn.execute(text("SELECT metrics FROM records"))]
+        assert not any("NaN" in s or "Infinity" in s for s in stored), stored
+        assert '{"pm10": 3.0}' in stored
+        with fleet_process.api() as api:
+            rows = strict_json(api.get(f"/api/v1/devices/{BOX}/telemetry"))["data"]
+        assert [r["metrics"] for r in rows] == [{"pm10": 3.0}, {}, [1, 2]]
+    finally:
+        fleet_process.stop()
+        engine.dispose()
