@@ -69,8 +69,9 @@ HOSTILE: List[Tuple[str, bytes, str]] = [
     ("telemetry", with_metrics('{"pm2_5": 1' + "0" * 400 + "}"), "records.0.metrics.pm2_5"),
     ("telemetry", with_metrics('{"\\ud800": 1}'), "Invalid JSON"),
     ("telemetry", with_metrics('{"a\\u0000b": 1}'), "NUL"),
-    ("telemetry", with_metrics("{" + ",".join(f'"m{i}": {i}' for i in range(5000)) + "}"),
-     "records.0.metrics"),
+    ("telemetry", with_metrics("{" + ",".join(f'"m{i}": {i}' for i in range(5000))
+                               + ', "m5000": NaN}'), "records.0.metrics.m5000"),
+    ("telemetry", with_metrics('{"' + "n" * 129 + '": 1}'), "records.0.metrics"),
     ("telemetry", raw_batch(record(gap={"to_seq": 2**64, "reason": "x"})),
      "records.0.gap.to_seq"),
     ("telemetry", b"[" * 100_000 + b"]" * 100_000, "nested"),
