@@ -105,7 +105,8 @@ Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
 # A finite number (NaN and Infinity are no reading, and JSON has no word for them).
 Metric = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_METRIC, le=MAX_METRIC)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_no_nul)]
+# A pattern, not a validator: checked in pydantic's core, no Python call per metric.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[^\x00]+$")]
 Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_no_nul)]
 JsonObject = Annotated[Dict[str, Any], AfterValidator(_finite_json)]
 
