@@ -188,7 +188,14 @@ class Ingest:
                 self._commit(messages[half:], now, done, claims=False)
                 return
             batch = self._refused(messages[0], batch, f"cannot be stored: {exc}")
-            self._write(batch, now)
+            try:
+                self._write(batch, now)
+            except WRITE_ERRORS as again:  # a reject's text is cleaned: should never be
+                if store_failure(again):
+                    raise
+                log.error("the reject of a message on %s cannot be stored either (%s); it "
+                          "is dropped, not retried forever", batch.rejected[0]["topic"], again)
+                batch = Batch()
         done.append((messages, batch))
 
     def _write(self, batch: Batch, now: Any) -> None:
@@ -291,8 +298,8 @@ class Ingest:
                 continue
             except (TopicError, WireError) as exc:
                 reason = str(exc)
-            except SQLAlchemyError:
-                raise  # a claim's answer met the store's failure: retried with the batch
+            except (SQLAlchemyError, OSError, MqttError):
+                raise  # a claim's answer met the store's or the broker's failure: retried
             except Exception as exc:  # no payload may stall the ingest, even through a bug
                 log.exception("cannot read a payload on %s", clean_text(message.topic, 300))
                 reason = f"payload cannot be read: {type(exc).__name__}"
