@@ -30,6 +30,7 @@ from fleet_api.mqtt_link import Client, Message, MqttError
 from fleet_api.store import (
     WRITE_ERRORS,
     Batch,
+    brief,
     clean_text,
     record_row,
     store_failure,
@@ -182,12 +183,12 @@ class Ingest:
                 raise
             if len(messages) > 1:
                 log.warning("the store refused a batch of %d messages (%s); committing "
-                            "its halves apart", len(messages), exc)
+                            "its halves apart", len(messages), brief(exc))
                 half = len(messages) // 2
                 self._commit(messages[:half], now, done, claims=False)
                 self._commit(messages[half:], now, done, claims=False)
                 return
-            batch = self._refused(messages[0], batch, f"cannot be stored: {exc}")
+            batch = self._refused(messages[0], batch, f"cannot be stored: {brief(exc)}")
             try:
                 self._write(batch, now)
             except WRITE_ERRORS as again:  # a reject's text is cleaned: should never be

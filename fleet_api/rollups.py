@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from fleet_api.alerts import Finding, apply
 from fleet_api.db import alerts, marks, records, rollup_1h, rollup_1m, utcnow
-from fleet_api.store import WRITE_ERRORS, clean_text, store_failure
+from fleet_api.store import WRITE_ERRORS, brief, clean_text, store_failure
 from simpul_wire.models import MAX_METRIC
 
 log = logging.getLogger("simpul.rollups")
@@ -72,6 +72,9 @@ def _values(row: Any, problems: Problems) -> Tuple[datetime, datetime, List[Tupl
     for name, value in (row.metrics or {}).items():
         if len(name) > 64:
             continue  # longer than the rollup's metric column; kept raw only
+        if "\x00" in name:  # no text column of PostgreSQL holds it
+            note(problems, row.device_id, f"metric name {name[:64]!r} holds a NUL")
+            continue
         number = foldable(value)
         if number is None:
             if isinstance(value, (int, float)):  # a number, but not one a bucket can hold
@@ -141,7 +144,7 @@ def merge(conn: Connection, minutes: Dict[Key, List[float]], hours: Dict[Key, Li
     except WRITE_ERRORS as exc:
         if store_failure(exc):
             raise
-        log.warning("rollup buckets refused (%s); merging device by device", exc)
+        log.warning("rollup buckets refused (%s); merging device by device", brief(exc))
     for device_id in sorted({k[0] for k in minutes} | {k[0] for k in hours}):
         try:
             with conn.begin_nested():
@@ -150,7 +153,7 @@ def merge(conn: Connection, minutes: Dict[Key, List[float]], hours: Dict[Key, Li
         except WRITE_ERRORS as exc:
             if store_failure(exc):
                 raise
-            note(problems, device_id, f"its buckets cannot be stored: {exc}")
+            note(problems, device_id, f"its buckets cannot be stored: {brief(exc)}")
 
 
 def report(conn: Connection, problems: Problems, folded: Set[str], now: datetime) -> None:

@@ -73,6 +73,13 @@ def store_failure(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError, InternalError))
 
 
+def brief(exc: BaseException) -> str:
+    """The driver's own words for a refusal, without SQLAlchemy's statement and params."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return (lines[0] if lines else type(cause).__name__)[:300]
+
+
 def clean_text(value: str, limit: int) -> str:
     """Text any column takes: no NUL (PostgreSQL), no lone surrogate (UTF-8), bounded."""
     text = value[:limit].replace("\x00", "\\x00")

@@ -266,8 +266,9 @@ def test_rows_that_cannot_be_folded_isolate_their_device(broker: Broker,
     engine = make_engine(fleet.db_url)
     try:
         older_fleet_rows(engine, BOX)
-        # The pass the fleet's worker runs each minute, run now on the fleet's database.
-        assert rollups.run(engine, rollups.Retention(),
+        # The pass the fleet's worker runs each minute, run now on the fleet's database,
+        # two rows at a time so the bad box's rows and the good box's share parts.
+        assert rollups.run(engine, rollups.Retention(), chunk=2,
                            now=utcnow().replace(tzinfo=None) + timedelta(seconds=5)) == 6
     finally:
         engine.dispose()
@@ -316,3 +317,26 @@ def test_the_migration_cleans_what_an_older_fleet_stored(scratch: Path, broker: 
     finally:
         fleet_process.stop()
         engine.dispose()
+
+
+def test_buckets_the_database_refuses_hold_back_only_their_device(db_url: str) -> None:  # noqa: F811
+    """The pass's last line: a device whose buckets the database refuses (here a NULL sum,
+    against NOT NULL on both engines) is merged apart from the others, in a savepoint."""
+    engine = make_engine(db_url)
+    db.migrate(engine)
+    bucket = utcnow().replace(tzinfo=None, second=0, microsecond=0)
+    good = ("park-good", "telemetry", "pm2_5", bucket)
+    bad = ("park-bad", "telemetry", "pm2_5", bucket)
+    problems: rollups.Problems = {}
+    try:
+        with engine.begin() as conn:
+            rollups.merge(conn, {good: [1, 2.0, 2.0, 2.0], bad: [1, None, None, None]},  # type: ignore[list-item]
+                          {good: [1, 2.0, 2.0, 2.0]}, problems)
+        with engine.connect() as conn:
+            stored = conn.execute(select(db.rollup_1m.c.device_id, db.rollup_1m.c.sum)).all()
+            hours = conn.execute(select(db.rollup_1h.c.device_id)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in stored] == [("park-good", 2.0)]
+    assert [r[0] for r in hours] == ["park-good"]
+    assert list(problems) == ["park-bad"] and "cannot be stored" in problems["park-bad"][1]
