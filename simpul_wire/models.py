@@ -237,7 +237,8 @@ class Claim(_Payload):
     (`rejected` set when it refuses the claim).
     """
 
-    claim_code: str = Field(min_length=6, max_length=64, pattern=r"^[\x21-\x7e]+$")
+    # As typed at install time (normalise_code() on the fleet tidies spaces and case).
+    claim_code: str = Field(min_length=6, max_length=64, pattern=r"^[^\x00]+$")
     site: Optional[str] = Field(default=None, min_length=1, max_length=200,
                                 pattern=r"^[^\x00]+$")
     district: Optional[str] = Field(default=None, min_length=1, max_length=100,
