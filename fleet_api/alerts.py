@@ -49,6 +49,7 @@ RULES: Dict[str, Tuple[str, str]] = {
     "camera": ("device", "critical"), "pm2_5": ("air", "warning"),
     "water_level": ("flood", "critical"), "clone": ("identity", "critical"),
     "rotation": ("identity", "warning"), "clock": ("device", "warning"),
+    "rollup": ("device", "warning"),  # rows the rollup pass cannot fold (rollups.py)
 }
 # Which rules one stream's record decides (so it may resolve them).
 STREAM_RULES = {"telemetry": ("source", "camera", "pm2_5", "water_level", "clock"),

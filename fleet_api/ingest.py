@@ -7,6 +7,11 @@ is the second line of defence, for the redelivery after a commit whose acks were
 
 The MQTT side is paho-mqtt through fleet_api.mqtt_link (read a batch, commit, then ack);
 see docs/benchmarks/fleet.md for where the time goes.
+
+No message of any content stalls the ingest: one that does not fit the contract is a
+reject (acknowledged, with its reason); one that fits but that the store still refuses
+for a reason inside it is found by bisecting the group commit, rejected, and the rest
+of its batch stored. Only a failure of the store itself holds acknowledgements back.
 """
 
 import logging
@@ -15,7 +20,6 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +27,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from fleet_api import metrics
 from fleet_api.db import devices, utcnow, workers
 from fleet_api.mqtt_link import Client, Message, MqttError
-from fleet_api.store import Batch, record_row, write_batch
+from fleet_api.store import (
+    WRITE_ERRORS,
+    Batch,
+    brief,
+    clean_text,
+    record_row,
+    store_failure,
+    write_batch,
+)
 from simpul_wire.models import (
     MAX_PAYLOAD_BYTES,
     Ack,
@@ -138,31 +150,85 @@ class Ingest:
                 or (age >= self.flush_s / 5 and self.client.idle()))
 
     def flush(self) -> bool:
-        """Commit the buffer, then acknowledge it. False (nothing acked) on a DB error."""
+        """Commit the buffer, then acknowledge it. False when the store itself failed:
+        what was not committed stays unacknowledged, and is retried."""
         messages = self._buffer
-        now = utcnow()
-        batch = self.build(messages, now)
+        done: List[Tuple[List[Message], Batch]] = []
         try:
-            with self.engine.begin() as conn:
-                known = self._known_devices(conn, batch.seen)
-                self._drop_unknown(batch, known)
-                stored = write_batch(conn, batch, now)
-        except SQLAlchemyError as exc:
+            self._commit(messages, utcnow(), done, claims=True)
+        except WRITE_ERRORS as exc:  # only the store's own failures come this far
+            left = len(messages) - sum(len(part) for part, _ in done)
             log.error("database write failed, %d messages stay unacknowledged: %s",
-                      len(messages), exc)
+                      left, exc)
             metrics.INGEST_DB_ERRORS.inc()
+            committed = {id(m) for part, _ in done for m in part}
+            self._buffer = [m for m in messages if id(m) not in committed]
+            self._acknowledge(done)
             return False
+        self._buffer = []
+        self._acknowledge(done)
+        return True
+
+    def _commit(self, messages: List[Message], now: Any,
+                done: List[Tuple[List[Message], Batch]], claims: bool) -> None:
+        """Build and commit `messages` in one transaction; when the store refuses it for
+        a reason inside the data, commit each half on its own, down to the one message
+        at fault, which becomes a reject. Appends what was committed to `done`; raises
+        on a failure of the store itself."""
+        batch = self.build(messages, now, claims)
+        try:
+            self._write(batch, now)
+        except WRITE_ERRORS as exc:
+            if store_failure(exc):
+                raise
+            if len(messages) > 1:
+                log.warning("the store refused a batch of %d messages (%s); committing "
+                            "its halves apart", len(messages), brief(exc))
+                half = len(messages) // 2
+                self._commit(messages[:half], now, done, claims=False)
+                self._commit(messages[half:], now, done, claims=False)
+                return
+            batch = self._refused(messages[0], batch, f"cannot be stored: {brief(exc)}")
+            try:
+                self._write(batch, now)
+            except WRITE_ERRORS as again:  # a reject's text is cleaned: should never be
+                if store_failure(again):
+                    raise
+                log.error("the reject of a message on %s cannot be stored either (%s); it "
+                          "is dropped, not retried forever", batch.rejected[0]["topic"], again)
+                batch = Batch()
+        done.append((messages, batch))
+
+    def _write(self, batch: Batch, now: Any) -> None:
+        with self.engine.begin() as conn:
+            known = self._known_devices(conn, batch.seen)
+            self._drop_unknown(batch, known)
+            batch.stored = write_batch(conn, batch, now)
+
+    def _refused(self, message: Message, built: Batch, reason: str) -> Batch:
+        """The reject of one message the store refused, telling its box about its records
+        (`built` went through _drop_unknown in the failed write: its acks are of
+        registered devices only)."""
+        device_id = self._device_of(message.topic)
+        refused = Batch(rejected=[self._reject_row(device_id, message.topic, reason)])
+        refused.refusals = [(d, stream, epoch, seqs, refused.rejected[0]["reason"])
+                            for d, stream, epoch, seqs in built.acks]
+        return refused
+
+    def _acknowledge(self, done: List[Tuple[List[Message], Batch]]) -> None:
+        if not done:
+            return
+        stored = sum(batch.stored for _, batch in done)
         self.stored += stored
         metrics.RECORDS_STORED.inc(stored)
-        metrics.MESSAGES_INGESTED.inc(len(messages))
-        self._buffer = []
+        metrics.MESSAGES_INGESTED.inc(sum(len(part) for part, _ in done))
         try:  # the PUBACKs and confirmations of the batch leave in one write
             with self.client.corked():
-                self.client.ack([m.mid for m in messages if m.qos > 0])
-                self._confirm(batch)
+                self.client.ack([m.mid for part, _ in done for m in part if m.qos > 0])
+                for _, batch in done:
+                    self._confirm(batch)
         except (OSError, MqttError) as exc:  # committed; a redelivery is a no-op by the key
             self._lost(exc)
-        return True
 
     def _known_devices(self, conn: Any, ids: Any) -> Set[str]:
         """Registered devices among `ids`, asking the database only about ids not
@@ -189,6 +255,12 @@ class Ingest:
                 ack = Ack(device_id=device_id, stream=stream, epoch=epoch,
                           ranges=ranges[i:i + 2000])
                 self.client.publish0(topic(device_id, "ack"), encode(ack))
+        for device_id, stream, epoch, seqs, reason in batch.refusals:
+            ranges = seq_ranges(seqs)
+            for i in range(0, len(ranges), 2000):
+                ack = Ack(device_id=device_id, stream=stream, epoch=epoch,
+                          ranges=ranges[i:i + 2000], rejected=reason)
+                self.client.publish0(topic(device_id, "ack"), encode(ack))
 
     def _drop_unknown(self, batch: Batch, known: set) -> None:  # type: ignore[type-arg]
         for device_id in list(batch.seen):
@@ -205,33 +277,43 @@ class Ingest:
 
     def _reject_row(self, device_id: Optional[str], topic: str, reason: str) -> dict:  # type: ignore[type-arg]
         metrics.PAYLOADS_REJECTED.inc()
+        topic, reason = clean_text(topic, 300), clean_text(reason, 500)
         log.warning("rejected payload on %s: %s", topic, reason)
-        return {"device_id": device_id, "topic": topic[:300], "reason": reason[:500],
+        return {"device_id": device_id, "topic": topic, "reason": reason,
                 "received_at": utcnow()}
 
-    def build(self, messages: List[Message], now: Any) -> Batch:
+    @staticmethod
+    def _device_of(name: str) -> Optional[str]:
+        try:
+            return parse_topic(name)[0]
+        except TopicError:
+            return None
+
+    def build(self, messages: List[Message], now: Any, claims: bool = True) -> Batch:
+        """The batch's rows; each message that does not fit the contract is a reject.
+        `claims`: answer claims (not again when a refused batch is rebuilt in parts)."""
         batch = Batch()
         for message in messages:
             try:
-                self._add(batch, message, now)
+                self._add(batch, message, now, claims)
+                continue
             except (TopicError, WireError) as exc:
-                device_id = None
-                try:
-                    device_id = parse_topic(message.topic)[0]
-                except TopicError:
-                    pass
-                batch.rejected.append(self._reject_row(device_id, message.topic, str(exc)))
+                reason = str(exc)
+            except (SQLAlchemyError, OSError, MqttError):
+                raise  # a claim's answer met the store's or the broker's failure: retried
+            except Exception as exc:  # no payload may stall the ingest, even through a bug
+                log.exception("cannot read a payload on %s", clean_text(message.topic, 300))
+                reason = f"payload cannot be read: {type(exc).__name__}"
+            batch.rejected.append(self._reject_row(self._device_of(message.topic),
+                                                   message.topic, reason))
         return batch
 
-    def _add(self, batch: Batch, message: Message, now: Any) -> None:
+    def _add(self, batch: Batch, message: Message, now: Any, claims: bool = True) -> None:
         device_id, leaf, command_id = parse_topic(message.topic)
         if len(message.payload) > MAX_PAYLOAD_BYTES:
             raise WireError(f"payload of {len(message.payload)} bytes is over the limit")
         if leaf in ("telemetry", "health"):
-            try:  # pydantic's own JSON parser; the contract's decode() words any refusal
-                payload: Any = TelemetryBatch.model_validate_json(message.payload)
-            except ValidationError:
-                payload = decode(TelemetryBatch, message.payload)
+            payload: Any = decode(TelemetryBatch, message.payload)
             if payload.stream == "health" and leaf != "health":
                 raise WireError("health records belong on the health topic", "stream")
             if leaf == "health" and payload.stream != "health":
@@ -253,9 +335,9 @@ class Ingest:
             raise WireError(f"device_id {payload.device_id!r} differs from the topic's "
                             f"{device_id!r}", "device_id")
         if leaf in ("telemetry", "health"):
-            for record in payload.records:
-                batch.rows.append(record_row(device_id, payload.stream, payload.epoch,
-                                             record, now))
+            rows = [record_row(device_id, payload.stream, payload.epoch, record, now)
+                    for record in payload.records]
+            batch.rows.extend(rows)
             if payload.ntp_synced is not None:
                 batch.ntp[device_id] = payload.ntp_synced
             batch.acks.append((device_id, payload.stream, payload.epoch,
@@ -275,7 +357,7 @@ class Ingest:
             batch.results.append((device_id, payload.command_id, payload.status,
                                   dict(payload.result), payload.error, payload.ts))
             batch.seen.setdefault(device_id, "online")
-        elif leaf == "claim":
+        elif leaf == "claim" and claims:
             # Imported here: the claims module brings FastAPI, 0.4 s of an ingest
             # worker's start for a message a box sends once in its life.
             from fleet_api.api.routes.claims import answer_claim

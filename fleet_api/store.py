@@ -8,6 +8,14 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from pydantic_core import to_json
 from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from fleet_api.clones import record_birth
 from fleet_api.commands import apply_result
@@ -33,6 +41,49 @@ class Batch:
     ntp: Dict[str, bool] = field(default_factory=dict)
     # Live (not retained) births: (device_id, boot_id, agent_version).
     births: List[Tuple[str, str, Optional[str]]] = field(default_factory=list)
+    # Records refused for good, (device_id, stream, epoch, seqs, reason): the box is told
+    # so its outbox forgets them instead of sending them forever.
+    refusals: List[Tuple[str, str, str, List[int], str]] = field(default_factory=list)
+    stored: int = 0  # records new to the database, once written
+
+
+# What a write may raise when the data is at fault, or the store: store_failure() tells.
+WRITE_ERRORS = (SQLAlchemyError, ArithmeticError, ValueError, TypeError)
+# PostgreSQL error classes that name the data: data exception, integrity constraint
+# violation, program limit exceeded. Every other class (connection, resources, operator
+# intervention, transaction rollback, ...) is the store's.
+_DATA_SQLSTATES = ("22", "23", "54")
+
+
+def store_failure(exc: BaseException) -> bool:
+    """True when the store itself failed (down, locked, full): retry, lose nothing. False
+    when something inside the data was refused (a value out of range, a byte the driver
+    cannot send): retrying the same message can only fail the same way."""
+    if not isinstance(exc, SQLAlchemyError):
+        return False  # OverflowError, UnicodeEncodeError, a serialiser's ValueError
+    if isinstance(exc, DisconnectionError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return True  # the pool, a rolled-back transaction: nothing about the data
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    if code:
+        return not str(code).startswith(_DATA_SQLSTATES)
+    return isinstance(exc, (OperationalError, InterfaceError, InternalError))
+
+
+def brief(exc: BaseException) -> str:
+    """The driver's own words for a refusal, without SQLAlchemy's statement and params."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return (lines[0] if lines else type(cause).__name__)[:300]
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Text any column takes: no NUL (PostgreSQL), no lone surrogate (UTF-8), bounded."""
+    text = value[:limit].replace("\x00", "\\x00")
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 COLUMNS = ("device_id", "stream", "epoch", "seq", "ts", "received_at", "metrics", "sources",

@@ -1,5 +1,7 @@
 """Devices: registry, presence and telemetry."""
 
+import json
+import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Dict, List, Literal, Optional
 
@@ -244,6 +246,19 @@ def get_device(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> Devi
                       deregistration="pending" if pending else None)
 
 
+def finite_json(stored: Optional[str]) -> bytes:
+    """Stored JSON text as it is, unless an older fleet wrote NaN or Infinity into it
+    (SQLite kept them; no JSON reader takes them): then without those values."""
+    text = stored or "{}"
+    if "NaN" not in text and "Infinity" not in text:  # the common case: a substring test
+        return text.encode()
+    value = json.loads(text)
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items()
+                 if not (isinstance(v, float) and not math.isfinite(v))}
+    return to_json(value, inf_nan_mode="null")
+
+
 @router.get("/{device_id}/telemetry", response_model=TelemetryList)
 def get_telemetry(device_id: DeviceId, services: ServicesDep, _who: Viewer, response: Response,
                   since: Optional[StorableTime] = None, until: Optional[StorableTime] = None,
@@ -274,8 +289,8 @@ def get_telemetry(device_id: DeviceId, services: ServicesDep, _who: Viewer, resp
     for seq, epoch, stream_, ts, received, metrics, sources, gap in rows:
         head = to_json({"seq": seq, "epoch": epoch, "stream": stream_, "ts": iso(ts) or "",
                         "received_at": iso(received) or "", "gap_to": gap})
-        parts.append(b"".join((head[:-1], b',"metrics":', (metrics or "{}").encode(),
-                               b',"sources":', (sources or "{}").encode(), b"}")))
+        parts.append(b"".join((head[:-1], b',"metrics":', finite_json(metrics),
+                               b',"sources":', finite_json(sources), b"}")))
     body = b"".join((b'{"data":[', b",".join(parts), b'],"count":', str(len(parts)).encode(),
                      b"}"))
     return Response(body, media_type="application/json")
