@@ -11,7 +11,7 @@ committed (they stalled the ingest instead), and nothing folded from them. The m
 is a no-op there rather than a scan of a city's tables.
 
 Revision ID: 0110
-Revises: 0104
+Revises: 0105
 """
 
 import json
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0110"
-down_revision = "0104"
+down_revision = "0105"
 
 # SQLite's literal for a REAL infinity.
 _INF = "9e999"
