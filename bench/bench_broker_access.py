@@ -74,8 +74,8 @@ def registrations(boxes: int) -> Dict[str, float]:
         wait_for(lambda: port_open(stack.port) and port_open(stack.fleet_port), 20, "broker")
         stack.start_serve(1)
         log = data / "mosquitto.log"
-        wait_for(lambda: "Reloading config." in log.read_text(), 20, "the start-up sync")
-        before = log.read_text().count("Reloading config.")
+        wait_for(lambda: "simpul_acl: loaded" in log.read_text(), 20, "the start-up sync")
+        before = log.read_text().count("simpul_acl: loaded")
         cpu0 = _cpu_s(broker.pid)
         with httpx.Client(base_url=stack.url(), timeout=300,
                           headers={"Authorization": f"Bearer {stack.token}"}) as api:
@@ -87,7 +87,7 @@ def registrations(boxes: int) -> Dict[str, float]:
                  "the last box's login")
         usable = time.perf_counter() - t0
         return {"register_s": registered, "usable_s": usable,
-                "reloads": float(log.read_text().count("Reloading config.") - before),
+                "reloads": float(log.read_text().count("simpul_acl: loaded") - before),
                 "broker_cpu_s": _cpu_s(broker.pid) - cpu0,
                 "data_kb": (data / "access.data").stat().st_size / 1024}
     finally:

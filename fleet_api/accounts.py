@@ -1,11 +1,18 @@
-"""Broker accounts: the fleet database is the source of truth; Mosquitto's password file
-is rebuilt from it by one writer under a lock, in Mosquitto's own hash format, and the
-broker is told to reload with SIGHUP, debounced (a reload re-checks every client).
+"""Broker accounts: the fleet database is the source of truth; the password file (in
+Mosquitto's own hash format) and the access plugin's data file are rebuilt from it by
+one writer under a lock, and the plugin is told to re-read them, debounced.
+
+Never with SIGHUP: Mosquitto 2.0.11's reload re-checks every session's password and
+disconnects a disconnected one a second time, which corrupts its session-expiry list
+and crashes the broker (docs/security.md, "The broker's crash"). The plugin reads both
+files itself and reloads on a message to its control topic; SIGHUP stays only for a
+changed CRL, which Mosquitto re-reads on nothing else.
 """
 
 import base64
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -17,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from fleet_api.broker_plugin import ACCESS_FILE
+from fleet_api.broker_plugin import ACCESS_FILE, RELOAD_TOPIC
 from simpul_wire.topics import fleet_name, valid_device_id
 
 log = logging.getLogger("simpul.accounts")
@@ -134,7 +141,7 @@ def passwd_text(service: List[str], accounts: List[Tuple[str, str]]) -> str:
 def access_text(data: AccessData) -> str:
     """The plugin's data file (broker_config/plugin/simpul_acl.c): districts go
     percent-encoded, so a space in "Kota Barat" cannot split a line."""
-    lines = ["# Written by the fleet's account sync; read by simpul_acl on SIGHUP."]
+    lines = ["# Written by the fleet's account sync; simpul_acl re-reads it when told."]
     lines += [f"D {d} {quote(district, safe='')}" for d, district in data.districts]
     lines += [f"B {user} {quote(district, safe='')}" for user, district in data.bridges]
     lines += [f"X {identity}" for identity in data.denied]
@@ -147,6 +154,7 @@ class BrokerAccounts:
     def __init__(self, data_dir: str) -> None:
         self.dir = Path(data_dir)
         self.reloads = 0
+        self._crl_seen = self._crl_stamp()  # the broker read it when it started
 
     def fleet_password(self) -> str:
         return (self.dir / "fleet.password").read_text().strip()
@@ -172,22 +180,73 @@ class BrokerAccounts:
             return None
 
     def reload_now(self) -> bool:
-        pid = self.broker_pid()
-        if pid is None:
-            log.warning("no broker pid in %s; the new accounts apply at its next start", self.dir)
-            return False
+        """The plugin re-reads the password and data files: a QoS 1 message on its control
+        topic, whose PUBACK leaves the broker after the reload. False when the broker
+        cannot be reached (it reads the files when it starts)."""
+        self._reload_crl_if_changed()
         try:
-            os.kill(pid, signal.SIGHUP)
-        except ProcessLookupError:
-            log.warning("broker pid %s is gone; the new accounts apply at its next start", pid)
+            url = json.loads((self.dir / "broker.json").read_text())["fleet_url"]
+            host, port = url.split("//", 1)[1].rsplit(":", 1)
+            password = self.fleet_password()
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("cannot tell the broker to reload (%s); the accounts apply at its "
+                        "next start", exc)
+            return False
+        if not _publish_reload(host, int(port), password):
+            log.warning("the broker at %s did not confirm the reload; the accounts apply at "
+                        "its next start", url)
             return False
         self.reloads += 1
         return True
 
+    def _crl_stamp(self) -> Optional[int]:
+        try:
+            return (self.dir / "tls" / "crl.pem").stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def _reload_crl_if_changed(self) -> None:
+        """Mosquitto re-reads its CRL only on SIGHUP. The plugin lets the re-check that
+        SIGHUP brings pass every session it would otherwise disconnect twice."""
+        stamp = self._crl_stamp()
+        if stamp is None or stamp == self._crl_seen:
+            return
+        pid = self.broker_pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            return
+        self._crl_seen = stamp
+
+
+def _publish_reload(host: str, port: int, password: str, timeout: float = 5.0) -> bool:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                         client_id=fleet_name(f"accounts_{os.getpid()}"))
+    client.username_pw_set(FLEET_USER, password)
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError:
+        return False
+    client.loop_start()
+    try:
+        info = client.publish(RELOAD_TOPIC, b"", qos=1)
+        info.wait_for_publish(timeout)
+        return info.is_published()
+    except (RuntimeError, ValueError):  # paho: not connected, or the queue is full
+        return False
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
 
 class AccountSync:
     """Debounced rebuild-and-reload. Many registrations within the debounce window cost
-    one file write and one SIGHUP; `request()` returns a ticket `wait()` blocks on."""
+    one file write and one reload; `request()` returns a ticket `wait()` blocks on."""
 
     def __init__(self, accounts: BrokerAccounts, load: Callable[[], AccessData]) -> None:
         self.accounts = accounts

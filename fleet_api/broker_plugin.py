@@ -14,9 +14,12 @@ from pathlib import Path
 
 from simpul_wire.topics import LEAF_RULES
 
-SOURCE = Path(__file__).resolve().parent.parent / "broker_config" / "plugin" / "simpul_acl.c"
-HEADER = Path("/usr/include/mosquitto_broker.h")
+PLUGIN_DIR = Path(__file__).resolve().parent.parent / "broker_config" / "plugin"
+SOURCES = (PLUGIN_DIR / "simpul_acl.c", PLUGIN_DIR / "access_data.c")
+HEADERS = (Path("/usr/include/mosquitto_broker.h"), Path("/usr/include/openssl/evp.h"))
 ACCESS_FILE = "access.data"
+PASSWORD_FILE = "passwd"  # Mosquitto's format, read by the plugin, not by password_file
+RELOAD_TOPIC = "$CONTROL/simpul/v1/reload"
 
 
 class PluginBuildError(Exception):
@@ -30,22 +33,24 @@ def _cache_dir() -> Path:
 
 def built() -> Path:
     """The compiled plugin for the current source, building it on first use."""
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in (
+        *SOURCES, PLUGIN_DIR / "access_data.h"))).hexdigest()[:12]
     target = _cache_dir() / f"simpul_acl-{digest}.so"
     if target.exists():
         return target
     compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or not HEADER.exists():
-        raise PluginBuildError("the broker's access plugin needs a C compiler and Mosquitto's "
-                               "headers: apt-get install gcc mosquitto-dev")
+    if compiler is None or not all(h.exists() for h in HEADERS):
+        raise PluginBuildError("the broker's access plugin needs a C compiler, Mosquitto's "
+                               "and OpenSSL's headers: apt-get install gcc mosquitto-dev "
+                               "libssl-dev")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    run = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-Wall",
-                          "-o", str(tmp), str(SOURCE)], capture_output=True, text=True)
+    run = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-Wall", "-I", str(PLUGIN_DIR),
+                          "-o", str(tmp), *map(str, SOURCES), "-lcrypto"],
+                         capture_output=True, text=True)
     if run.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise PluginBuildError(f"building {SOURCE.name} failed: {run.stderr.strip()[-500:]}")
+        raise PluginBuildError(f"building the access plugin failed: {run.stderr.strip()[-500:]}")
     os.replace(tmp, target)  # several brokers may build at once; the last rename wins
     return target
 
@@ -72,4 +77,5 @@ def listener_lines(plugin: Path, data: Path, listener: str) -> str:
     return (f"plugin {plugin}\n"
             f"plugin_opt_listener {listener}\n"
             f"plugin_opt_leaves {leaves_option()}\n"
+            f"plugin_opt_passwords {data / PASSWORD_FILE}\n"
             f"plugin_opt_data {data / ACCESS_FILE}\n")

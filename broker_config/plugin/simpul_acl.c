@@ -1,14 +1,23 @@
 /*
- * simpul_acl: Simpul's access rules inside Mosquitto 2.0 (plugin interface v5).
+ * simpul_acl: Simpul's logins and access rules inside Mosquitto 2.0 (plugin interface v5).
  *
  * Why a plugin: with an acl_file, Mosquitto 2.0.11 grants every SUBSCRIBE and checks
  * only at delivery, so a box could join the ingest's shared group and starve it; and
  * stock Mosquitto bounds retained messages and sizes only broker-wide. Its
- * dynamic-security plugin refuses at SUBSCRIBE but has no %u, knows nothing of
- * retain or size, and would need roles kept in step with every registration.
- * This plugin decides every check from the topic contract itself, so a registration
- * changes nothing here; only bridges' districts and revoked identities come from a
- * data file that the fleet writes beside the password file (re-read on SIGHUP).
+ * dynamic-security plugin refuses at SUBSCRIBE but has no %u, knows nothing of retain
+ * or size, and would need roles kept in step with every registration.
+ *
+ * Why the logins too, from the password file but not through password_file: a reload (SIGHUP) makes Mosquitto
+ * 2.0.11 re-check the password of every session, and a session that is already
+ * disconnected and whose password no longer checks is disconnected a second time:
+ * put twice on the session-expiry list, it is later freed while still listed, and the
+ * broker reads freed memory and aborts (docs/security.md, "The broker's crash"). So
+ * this plugin reads the password file itself (plugin_opt_passwords, Mosquitto's own
+ * format) with its data file (plugin_opt_data), and the fleet tells it to re-read them
+ * with a message on $CONTROL/simpul/v1/reload (fleet listener only), never SIGHUP.
+ * A reload kicks the live connections of accounts it removed or changed (connected
+ * clients only, which Mosquitto handles safely); a session left behind by a removed
+ * account can do nothing, since every check wants an account that exists now.
  *
  * Loaded once per listener (per_listener_settings true) with plugin_opt_listener:
  *   fleet  - the loopback listener: only the fleet's own accounts, with client ids
@@ -17,10 +26,8 @@
  *            (simpul_bridge_<name>): each confined to its own tree or districts.
  * plugin_opt_leaves: the contract's leaf table, rendered from simpul_wire.topics:
  *   "leaf:writer:retained:max_bytes,..." with writer b (box) or f (fleet).
- * plugin_opt_data: the data file, lines of
- *   D <device_id> <district>     a device and its district (for bridges)
- *   B <bridge_user> <district>   a district a bridge may carry (one line each)
- *   X <identity>                 revoked: denied everything
+ * plugin_opt_passwords, plugin_opt_data: the two files (access_data.h has their
+ * formats). The instances share one copy of them.
  *
  * Decisions:
  *   box    SUBSCRIBE/READ  simpul/v1/<self>/<leaf the fleet writes>; cmd id may be '+'
@@ -31,9 +38,8 @@
  *                          device of its districts
  *   Anything starting with '$' ($share, $SYS, $CONTROL) is refused to boxes and bridges.
  */
-#define _GNU_SOURCE
-#include <search.h>
-#include <stdbool.h>
+#include "access_data.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +53,7 @@
 #define MAX_LEAVES 16
 #define MAX_LEVELS 8
 #define BRIDGE_PREFIX "simpul_bridge_"
-#define KEY_SEP '\x1f'
+#define RELOAD_TOPIC "$CONTROL/simpul/v1/reload"
 
 struct leaf_rule {
 	char name[32];
@@ -56,25 +62,31 @@ struct leaf_rule {
 	uint32_t max_bytes;
 };
 
-struct table {
-	struct hsearch_data hash;
-	char **keys;       /* owned: every key and value string, freed together */
-	size_t count;
-	size_t cap;
-	bool made;
-};
-
 struct instance {
 	mosquitto_plugin_id_t *pid;
 	bool fleet_listener;
-	char *data_path;
 	struct leaf_rule leaves[MAX_LEAVES];
 	int leaf_count;
-	struct table table;
+};
+
+/* Shared by every instance: one broker, one data file. Mosquitto runs plugins on its
+ * one main thread. */
+static struct {
+	char *passwd_path;
+	char *data_path;
+	struct access_data now;
+	/* What a SIGHUP's re-check of every session may still meet: the accounts before
+	 * the reload, so a session of a removed account is not disconnected twice. */
+	struct access_data before;
+	bool rechecking;
+	struct stat passwd_stamp;
+	struct stat data_stamp;
+	int instances;
 	time_t log_second;
 	int logged_this_second;
 	unsigned long denied;
-};
+	unsigned long reloads;
+} g;
 
 static bool device_shaped(const char *s)
 {
@@ -85,6 +97,11 @@ static bool device_shaped(const char *s)
 		if(!lower && !digit && !(*p == '-' && n > 0)) return false;
 	}
 	return n >= 2 && n <= 63;
+}
+
+static bool is_bridge(const char *user)
+{
+	return user && !strncmp(user, BRIDGE_PREFIX, strlen(BRIDGE_PREFIX));
 }
 
 static bool command_id_ok(const char *s)
@@ -99,131 +116,69 @@ static bool command_id_ok(const char *s)
 }
 
 /* A few denials a second reach the log: a hostile box must not fill the disk. */
-static void log_denial(struct instance *inst, const char *who, const char *what,
-		const char *topic, const char *why)
+static void log_denial(const char *who, const char *what, const char *topic, const char *why)
 {
 	time_t now = time(NULL);
-	inst->denied++;
-	if(now != inst->log_second){
-		inst->log_second = now;
-		inst->logged_this_second = 0;
+	g.denied++;
+	if(now != g.log_second){
+		g.log_second = now;
+		g.logged_this_second = 0;
 	}
-	if(inst->logged_this_second++ < 5){
+	if(g.logged_this_second++ < 5){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "simpul_acl: denied %s %s on %.200s: %s (%lu denied)",
-				who ? who : "(none)", what, topic ? topic : "", why, inst->denied);
+				who ? who : "(none)", what, topic ? topic : "", why, g.denied);
 	}
 }
 
 /* ---- the data file ---------------------------------------------------------------- */
 
-static void table_free(struct table *t)
+/* Re-read the data file if it changed. Kicks the live connections of accounts that
+ * are gone or whose hash changed; returns false when the file cannot be read (the
+ * rules loaded before stay). */
+static bool same_file(const struct stat *a, const struct stat *b)
 {
-	if(t->made) hdestroy_r(&t->hash);
-	for(size_t i = 0; i < t->count; i++) free(t->keys[i]);
-	free(t->keys);
-	memset(t, 0, sizeof(*t));
+	return a->st_ino == b->st_ino && a->st_size == b->st_size
+		&& a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Keeps a copy of `s` in the table's list, so that one pass frees every string. */
-static char *own(struct table *t, const char *s)
+static bool reload_data(bool force)
 {
-	char *copy = strdup(s);
-	if(copy == NULL) return NULL;
-	if(t->count == t->cap){
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		char **keys = realloc(t->keys, cap * sizeof(char *));
-		if(keys == NULL){ free(copy); return NULL; }
-		t->keys = keys;
-		t->cap = cap;
+	struct access_data fresh;
+	struct stat pw, data;
+	size_t skipped = 0, kicked = 0;
+
+	if(g.passwd_path == NULL || stat(g.passwd_path, &pw) || stat(g.data_path, &data)){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "simpul_acl: cannot find %s or %s; keeping the "
+				"rules loaded before", g.passwd_path, g.data_path);
+		return false;
 	}
-	t->keys[t->count++] = copy;
-	return copy;
-}
-
-static void make_key(char *buf, size_t len, const char *kind, const char *a, const char *b)
-{
-	if(b) snprintf(buf, len, "%s%c%s%c%s", kind, KEY_SEP, a, KEY_SEP, b);
-	else snprintf(buf, len, "%s%c%s", kind, KEY_SEP, a);
-}
-
-static bool table_put(struct table *t, char *key, void *value)
-{
-	ENTRY e = {.key = key, .data = value}, *found;
-	return hsearch_r(e, ENTER, &found, &t->hash) != 0;
-}
-
-static void *table_get(struct table *t, const char *kind, const char *a, const char *b)
-{
-	char key[512];
-	ENTRY e, *found;
-	if(!t->made) return NULL;
-	make_key(key, sizeof(key), kind, a, b);
-	e.key = key;
-	e.data = NULL;
-	if(!hsearch_r(e, FIND, &found, &t->hash)) return NULL;
-	return found->data;
-}
-
-/* Returns 0 and fills `out`, or -1 when the file cannot be read (the caller keeps the
- * table it had). A malformed line is skipped and logged, never fatal. */
-static int table_load(const char *path, struct table *out)
-{
-	FILE *f;
-	char line[1024];
-	size_t lines = 0, lineno = 0;
-	struct table t;
-
-	memset(&t, 0, sizeof(t));
-	f = fopen(path, "r");
-	if(f == NULL) return -1;
-	while(fgets(line, sizeof(line), f)) lines++;
-	rewind(f);
-	if(!hcreate_r(lines * 2 + 64, &t.hash)){ fclose(f); return -1; }
-	t.made = true;
-	while(fgets(line, sizeof(line), f)){
-		char kind[4], a[256], b[256], joined[600];
-		char *key = NULL, *value = NULL;
-		int got;
-		lineno++;
-		if(line[0] == '#' || line[0] == '\n') continue;
-		got = sscanf(line, "%3s %255s %255s", kind, a, b);
-		if(got == 3 && !strcmp(kind, "D")){
-			make_key(joined, sizeof(joined), "D", a, NULL);
-			key = own(&t, joined);
-			value = own(&t, b);
-		}else if(got == 3 && !strcmp(kind, "B")){
-			make_key(joined, sizeof(joined), "B", a, b);
-			key = value = own(&t, joined);
-		}else if(got >= 2 && !strcmp(kind, "X")){
-			make_key(joined, sizeof(joined), "X", a, NULL);
-			key = value = own(&t, joined);
-		}else{
-			mosquitto_log_printf(MOSQ_LOG_WARNING, "simpul_acl: %s:%zu: line skipped", path, lineno);
-			continue;
-		}
-		if(key == NULL || value == NULL || !table_put(&t, key, value)){
-			mosquitto_log_printf(MOSQ_LOG_ERR, "simpul_acl: %s: out of memory", path);
-			fclose(f);
-			table_free(&t);
-			return -1;
+	if(!force && g.now.made && same_file(&pw, &g.passwd_stamp) && same_file(&data, &g.data_stamp)){
+		return true;  /* the same files: one SIGHUP calls every instance */
+	}
+	if(access_data_load(g.passwd_path, g.data_path, &fresh, &skipped)){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "simpul_acl: cannot read %s or %s; keeping the "
+				"rules loaded before", g.passwd_path, g.data_path);
+		return false;
+	}
+	g.passwd_stamp = pw;
+	g.data_stamp = data;
+	for(size_t i = 0; i < g.now.account_count; i++){
+		const char *user = g.now.accounts[i];
+		const char *was = access_data_get(&g.now, "A", user, NULL);
+		const char *is = access_data_get(&fresh, "A", user, NULL);
+		if(is == NULL || strcmp(is, was)){
+			mosquitto_kick_client_by_username(user, false);
+			kicked++;
 		}
 	}
-	fclose(f);
-	*out = t;
-	return 0;
-}
-
-static void reload_data(struct instance *inst)
-{
-	struct table fresh;
-	if(inst->data_path == NULL) return;
-	if(table_load(inst->data_path, &fresh)){
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				"simpul_acl: cannot read %s; keeping the rules loaded before", inst->data_path);
-		return;
-	}
-	table_free(&inst->table);
-	inst->table = fresh;
+	access_data_free(&g.before);
+	g.before = g.now;
+	g.now = fresh;
+	g.reloads++;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE,
+			"simpul_acl: loaded %zu accounts (reload %lu; %zu changed or gone; %zu lines skipped)",
+			g.now.account_count, g.reloads, kicked, skipped);
+	return true;
 }
 
 /* ---- topics ----------------------------------------------------------------------- */
@@ -237,19 +192,20 @@ struct parsed {
 
 /* simpul/v1/<device>/<leaf>, with cmd/<id> and cmd/<id>/result; false for anything else,
  * '#' anywhere included. */
-static bool parse(struct instance *inst, const char *topic, struct parsed *p)
+static bool parse(const struct instance *inst, const char *topic, struct parsed *p)
 {
 	char buf[512], *levels[MAX_LEVELS], *save = NULL, leaf[64];
+	size_t len = strlen(topic);
 	int n = 0;
 
-	if(strlen(topic) >= sizeof(buf)) return false;
+	if(len == 0 || len >= sizeof(buf)) return false;
+	/* strtok folds empty levels ("a//b"); a topic with them is not ours. */
+	if(strstr(topic, "//") || topic[0] == '/' || topic[len - 1] == '/') return false;
 	strcpy(buf, topic);
 	for(char *tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)){
 		if(n == MAX_LEVELS) return false;
 		levels[n++] = tok;
 	}
-	/* strtok folds empty levels ("a//b"); a topic with them is not ours. */
-	if(strstr(topic, "//") || topic[0] == '/' || topic[strlen(topic) - 1] == '/') return false;
 	if(n < 4 || strcmp(levels[0], "simpul") || strcmp(levels[1], "v1")) return false;
 	memset(p, 0, sizeof(*p));
 	if(!strcmp(levels[2], "+")){
@@ -284,8 +240,7 @@ static bool parse(struct instance *inst, const char *topic, struct parsed *p)
 
 /* ---- decisions -------------------------------------------------------------------- */
 
-/* NULL when allowed, else the reason. `device_ok` says whether the topic's device is one
- * this client may speak for. */
+/* NULL when the leaf allows this access, else the reason. */
 static const char *judge_leaf(const struct mosquitto_evt_acl_check *ed, const struct parsed *p,
 		bool filter_wild_ok)
 {
@@ -311,36 +266,41 @@ static const char *judge_leaf(const struct mosquitto_evt_acl_check *ed, const st
 	}
 }
 
-static int decide(struct instance *inst, const struct mosquitto_evt_acl_check *ed)
+static const char *judge_bridge(const char *user, const struct mosquitto_evt_acl_check *ed,
+		const struct parsed *p)
+{
+	if(!p->device_wild || ed->access != MOSQ_ACL_SUBSCRIBE){
+		const char *district = p->device_wild ? NULL : access_data_get(&g.now, "D", p->device, NULL);
+		if(district == NULL || !access_data_get(&g.now, "B", user, district)){
+			return "a device outside the bridge's districts";
+		}
+	}
+	return judge_leaf(ed, p, true);
+}
+
+static int decide(const struct instance *inst, const struct mosquitto_evt_acl_check *ed)
 {
 	const char *user = mosquitto_client_username(ed->client);
 	const char *why = NULL;
 	struct parsed p;
 
-	if(inst->fleet_listener){
-		/* Only the fleet's own accounts log in here (basic auth below). */
-		return MOSQ_ERR_SUCCESS;
-	}
+	g.rechecking = false;  /* a SIGHUP's re-check of sessions checks no ACL: it is over */
+	if(inst->fleet_listener) return MOSQ_ERR_SUCCESS;  /* the fleet's own accounts only */
 	if(user == NULL) why = "no username";
-	else if(table_get(&inst->table, "X", user, NULL)) why = "revoked identity";
+	else if(access_data_get(&g.now, "X", user, NULL)) why = "revoked identity";
 	else if(ed->topic == NULL || ed->topic[0] == '$') why = "a $ topic";
 	else if(!parse(inst, ed->topic, &p)) why = "not a topic of the contract";
 	else if(device_shaped(user)){
 		if(p.device_wild || strcmp(p.device, user)) why = "another device's tree";
 		else why = judge_leaf(ed, &p, false);
-	}else if(!strncmp(user, BRIDGE_PREFIX, strlen(BRIDGE_PREFIX))){
-		if(!p.device_wild || ed->access != MOSQ_ACL_SUBSCRIBE){
-			const char *district = p.device_wild ? NULL : table_get(&inst->table, "D", p.device, NULL);
-			if(district == NULL) why = "a device outside the bridge's districts";
-			else if(!table_get(&inst->table, "B", user, district))
-				why = "a device outside the bridge's districts";
-		}
-		if(why == NULL) why = judge_leaf(ed, &p, true);
+	}else if(is_bridge(user)){
+		if(!access_data_get(&g.now, "A", user, NULL)) why = "a bridge that no longer exists";
+		else why = judge_bridge(user, ed, &p);
 	}else{
 		why = "not a device or bridge account";
 	}
 	if(why == NULL) return MOSQ_ERR_SUCCESS;
-	log_denial(inst, user,
+	log_denial(user,
 			ed->access == MOSQ_ACL_SUBSCRIBE ? "subscribe" : ed->access == MOSQ_ACL_WRITE ? "publish" : "read",
 			ed->topic, why);
 	return MOSQ_ERR_ACL_DENIED;
@@ -353,33 +313,42 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 }
 
 /* Accounts by listener: the fleet's own on the fleet listener, never a box's; boxes and
- * bridges on the device listener, never the fleet's. The password file then decides. */
+ * bridges on the device listener, never the fleet's. Then the password, against the
+ * accounts of the data file. A certificate login (the TLS listener) never comes here:
+ * its identity is checked by the CRL and, here, by the ACL's revoked list. */
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct instance *inst = userdata;
 	struct mosquitto_evt_basic_auth *ed = event_data;
 	const char *client_id = mosquitto_client_id(ed->client);
+	const char *hash;
+	bool box_or_bridge;
 	(void)event;
 
 	if(ed->username == NULL) return MOSQ_ERR_AUTH;
+	box_or_bridge = device_shaped(ed->username) || is_bridge(ed->username);
 	if(inst->fleet_listener){
-		if(device_shaped(ed->username) || !strncmp(ed->username, BRIDGE_PREFIX, strlen(BRIDGE_PREFIX))){
-			log_denial(inst, ed->username, "login", "", "a box or bridge on the fleet's listener");
+		if(box_or_bridge){
+			log_denial(ed->username, "login", "", "a box or bridge on the fleet's listener");
 			return MOSQ_ERR_AUTH;
 		}
 		if(client_id == NULL || device_shaped(client_id)){
-			log_denial(inst, ed->username, "login", client_id, "a client id a device could take");
+			log_denial(ed->username, "login", client_id, "a client id a device could take");
 			return MOSQ_ERR_AUTH;
 		}
-		return MOSQ_ERR_PLUGIN_DEFER;
+	}else if(!box_or_bridge){
+		log_denial(ed->username, "login", "", "a fleet account on the device listener");
+		return MOSQ_ERR_AUTH;
 	}
-	/* A revoked certificate identity (X) may still log in with a password: that is how
-	 * the fleet takes its session over to drop it (fleet_api/revoke.py); the ACL check
-	 * then denies it everything. */
-	if(device_shaped(ed->username) || !strncmp(ed->username, BRIDGE_PREFIX, strlen(BRIDGE_PREFIX))){
-		return MOSQ_ERR_PLUGIN_DEFER;
+	hash = access_data_get(&g.now, "A", ed->username, NULL);
+	if(hash && password_matches(ed->password, hash)) return MOSQ_ERR_SUCCESS;
+	/* During a SIGHUP's re-check, a session whose account this reload removed or changed
+	 * passes: its live connection was kicked already, and disconnecting a disconnected
+	 * session again is Mosquitto 2.0.11's crash. */
+	if(g.rechecking){
+		hash = access_data_get(&g.before, "A", ed->username, NULL);
+		if(hash && password_matches(ed->password, hash)) return MOSQ_ERR_SUCCESS;
 	}
-	log_denial(inst, ed->username, "login", "", "a fleet account on the device listener");
 	return MOSQ_ERR_AUTH;
 }
 
@@ -387,7 +356,23 @@ static int on_reload(int event, void *event_data, void *userdata)
 {
 	(void)event;
 	(void)event_data;
-	reload_data(userdata);
+	(void)userdata;
+	reload_data(false);
+	g.rechecking = true;
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* The fleet's account sync, after writing the data file: re-read it now. The PUBACK
+ * that follows tells the fleet the broker has the new accounts. */
+static int on_control(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_control *ed = event_data;
+	(void)event;
+	(void)userdata;
+	if(!reload_data(true)){
+		ed->reason_string = strdup("cannot read the password or data file");
+		return MOSQ_ERR_UNKNOWN;
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -430,7 +415,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct instance *inst = calloc(1, sizeof(*inst));
-	const char *listener = NULL, *leaves = NULL;
+	const char *listener = NULL, *leaves = NULL, *data = NULL, *passwords = NULL;
 	int rc;
 
 	if(inst == NULL) return MOSQ_ERR_NOMEM;
@@ -438,31 +423,44 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	for(int i = 0; i < option_count; i++){
 		if(!strcmp(options[i].key, "listener")) listener = options[i].value;
 		else if(!strcmp(options[i].key, "leaves")) leaves = options[i].value;
-		else if(!strcmp(options[i].key, "data")) inst->data_path = strdup(options[i].value);
+		else if(!strcmp(options[i].key, "data")) data = options[i].value;
+		else if(!strcmp(options[i].key, "passwords")) passwords = options[i].value;
 	}
-	if(listener == NULL || (strcmp(listener, "fleet") && strcmp(listener, "device")) || leaves == NULL){
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				"simpul_acl: needs plugin_opt_listener fleet|device and plugin_opt_leaves");
-		free(inst->data_path);
+	if(listener == NULL || (strcmp(listener, "fleet") && strcmp(listener, "device"))
+			|| leaves == NULL || data == NULL || passwords == NULL){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "simpul_acl: needs plugin_opt_listener fleet|device, "
+				"plugin_opt_leaves, plugin_opt_passwords and plugin_opt_data");
+		free(inst);
+		return MOSQ_ERR_INVAL;
+	}
+	if(g.data_path != NULL && (strcmp(g.data_path, data) || strcmp(g.passwd_path, passwords))){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "simpul_acl: every listener must share its files");
 		free(inst);
 		return MOSQ_ERR_INVAL;
 	}
 	inst->fleet_listener = !strcmp(listener, "fleet");
 	rc = parse_leaves(inst, leaves);
 	if(rc){
-		free(inst->data_path);
 		free(inst);
 		return rc;
 	}
-	reload_data(inst);
+	if(g.data_path == NULL){
+		g.data_path = strdup(data);
+		g.passwd_path = strdup(passwords);
+		if(g.data_path == NULL || g.passwd_path == NULL){ free(inst); return MOSQ_ERR_NOMEM; }
+	}
+	if(!g.now.made && !reload_data(true)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "simpul_acl: no accounts loaded: every login refused");
+	}
+	g.instances++;
 	*userdata = inst;
 	if(mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, inst)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, inst)
-			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, inst)){
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, on_reload, NULL, inst)
+			|| (inst->fleet_listener && mosquitto_callback_register(
+					identifier, MOSQ_EVT_CONTROL, on_control, RELOAD_TOPIC, inst))){
 		return MOSQ_ERR_UNKNOWN;
 	}
-	mosquitto_log_printf(MOSQ_LOG_INFO, "simpul_acl: %s listener, %d leaves, data %s",
-			listener, inst->leaf_count, inst->data_path ? inst->data_path : "(none)");
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -475,8 +473,16 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	mosquitto_callback_unregister(inst->pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
 	mosquitto_callback_unregister(inst->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	mosquitto_callback_unregister(inst->pid, MOSQ_EVT_RELOAD, on_reload, NULL);
-	table_free(&inst->table);
-	free(inst->data_path);
+	if(inst->fleet_listener){
+		mosquitto_callback_unregister(inst->pid, MOSQ_EVT_CONTROL, on_control, RELOAD_TOPIC);
+	}
 	free(inst);
+	if(--g.instances == 0){
+		access_data_free(&g.now);
+		access_data_free(&g.before);
+		free(g.passwd_path);
+		free(g.data_path);
+		memset(&g, 0, sizeof(g));
+	}
 	return MOSQ_ERR_SUCCESS;
 }
