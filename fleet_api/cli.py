@@ -90,6 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          device_broker_url=args.device_broker_url,
                          device_tls_url=args.device_tls_url, updates_dir=args.updates_dir)
     engine = _engine(args.db)
+    from fleet_api import sealing
+
+    sealing.use(settings.sealing_key_path())
     accounts = None
     if args.broker_data:
         accounts = AccountSync(BrokerAccounts(args.broker_data), _accounts_loader(engine),
