@@ -1,0 +1,138 @@
+"""Secrets at rest (issue 16, item 9): a rotated broker password is never written in
+clear by the fleet (database, WAL, PostgreSQL, audit, logs, broker data), and the
+SQLite files are the owner's only."""
+
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List
+
+import psycopg
+import pytest
+
+from fleet_api.db import make_engine
+from tests.fleet.conftest import db_url, fleet  # noqa: F401  (SQLite and PostgreSQL)
+from tests.harness import (
+    Broker,
+    Fleet,
+    agent_process,
+    device,
+    wait_until,
+    write_agent_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _command_args(db: str, command_id: str) -> Dict[str, Any]:
+    """The stored args, read straight from the database (not through the API's redaction)."""
+    import json
+
+    if db.startswith("sqlite:///"):
+        with sqlite3.connect(db[len("sqlite:///"):]) as conn:
+            row = conn.execute("SELECT args FROM commands WHERE command_id = ?",
+                               (command_id,)).fetchone()
+        return json.loads(row[0])  # type: ignore[no-any-return]
+    with psycopg.connect(db) as conn:
+        got = conn.execute("SELECT args FROM commands WHERE command_id = %s",
+                           (command_id,)).fetchone()
+    assert got is not None
+    return got[0]  # type: ignore[no-any-return]
+
+
+def _files_holding(root: Path, secret: bytes, skip: Path) -> List[str]:
+    return [str(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and skip not in p.parents and secret in p.read_bytes()]
+
+
+def _pg_dump_holds(db: str, secret: str) -> bool:
+    dump = subprocess.run(["pg_dump", "--data-only", "--dbname", db], capture_output=True,
+                          text=True, check=True).stdout
+    assert "COPY public.commands" in dump  # the dump really covers the fleet's tables
+    return secret in dump
+
+
+def test_rotated_password_is_never_stored_in_clear(scratch: Path, broker: Broker,
+                                                   fleet: Fleet) -> None:  # noqa: F811
+    reg = fleet.register("box-a")
+    config = write_agent_config(scratch, "box-a", reg["mqtt"],
+                                '[[collectors]]\ntype = "synthetic"\nname = "air"\n'
+                                "values = { pm2_5 = 2.0 }\n")
+    box_dir = config.parent  # the box's own files: its password file must hold it
+    agent = agent_process(scratch, config, "box-a").start()
+    operator = fleet.create_token("operator")
+    try:
+        wait_until(lambda: device(fleet, "box-a")["state"] == "online", 20, what="online")
+        with fleet.api(operator) as api:
+            started = api.post("/api/v1/devices/box-a/credentials/rotate",
+                               json={"reconnect_after_s": 1})
+            assert started.status_code == 202, started.text
+        rotation_id = started.json()["rotation_id"]
+        # While the box has not answered, the stored args hold the password sealed.
+        staged = _command_args(fleet.db_url, rotation_id)
+        assert set(staged["password"]) == {"sealed"}
+        wait_until(lambda: device(fleet, "box-a")["rotation"] == "done", 40,
+                   what="the rotation done")
+        new = (box_dir / "mqtt.password").read_text().strip()
+        assert new != reg["mqtt"]["password"]
+        assert new not in str(staged)
+        # Once the command is done the sealed copy is erased too.
+        assert _command_args(fleet.db_url, rotation_id)["password"] is None
+        with fleet.api() as api:
+            audit = api.get("/api/v1/audit", params={"target": "box-a"})
+            view = api.get(f"/api/v1/devices/box-a/commands/{rotation_id}")
+        assert audit.status_code == 200 and "rotate_credentials" in audit.text
+        assert view.json()["status"] == "succeeded" and new not in view.text
+        secret = new.encode()
+        assert _files_holding(scratch, secret, box_dir) == []  # db, WAL, SHM, logs, broker
+        if fleet.db_url.startswith("postgresql"):
+            assert not _pg_dump_holds(fleet.db_url, new)
+        else:
+            db_file = Path(fleet.db_url[len("sqlite:///"):])
+            for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+                assert path.exists(), path
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        key = broker.data / "sealing.key"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    finally:
+        agent.stop()
+        fleet.stop()
+        broker.stop()  # Mosquitto writes its persistence file on the way down
+    assert _files_holding(scratch, secret, box_dir) == []
+    assert new not in agent.output()
+
+
+def test_an_older_world_readable_database_is_tightened(scratch: Path) -> None:
+    path = scratch / "old" / "fleet.db"
+    path.parent.mkdir()
+    old = sqlite3.connect(path)  # as an older fleet left it: 0644, WAL mode, still open
+    try:
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE t (x)")
+        old.execute("INSERT INTO t VALUES (1)")
+        old.commit()
+        path.chmod(0o644)
+        Path(f"{path}-wal").chmod(0o644)
+        Path(f"{path}-shm").chmod(0o644)
+        engine = make_engine(f"sqlite:///{path}")
+        with engine.begin() as c:
+            c.exec_driver_sql("INSERT INTO t VALUES (2)")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+        engine.dispose()
+    finally:
+        old.close()
+    assert modes == {"fleet.db": 0o600, "fleet.db-wal": 0o600, "fleet.db-shm": 0o600}
+
+
+def test_a_new_database_is_created_private(scratch: Path) -> None:
+    path = scratch / "new" / "fleet.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x)")
+        c.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with engine.connect() as c:  # a second connection keeps the -wal and -shm there
+        c.exec_driver_sql("SELECT * FROM t").fetchall()
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    engine.dispose()
+    assert modes == {"fleet.db": 0o600, "fleet.db-wal": 0o600, "fleet.db-shm": 0o600}
