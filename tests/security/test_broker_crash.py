@@ -24,6 +24,15 @@ disconnected with credentials that no longer check; deregistration then reloads 
 (the throwaway hash): the double add. Deleting the device lets the ingest back in, which
 resumes its session and frees the context: the dangling entry.
 
+Renaming the fleet's accounts removes these ingredients, not the bug: any persistent
+session that is disconnected when a reload invalidates its credentials is added twice,
+for example a switched-off box being deleted (second test) or a box between its two
+logins of a rotation when another operator's change reloads the password file. The fix
+on the fleet's side: before every reload, take over (clean start, on the fleet listener
+with the fleet's account, client id = the user) the session of every user whose hash
+the reload changes or drops, and again before the next reload for those of the last
+one, so no stale disconnected session ever meets a reload.
+
 A session's second "Client <id> disconnected." with no connection in between is the
 double add itself, logged by Mosquitto; a freed context is then re-used by the next
 connection, so this test also opens a few idle connections (a new context each) before it
@@ -148,3 +157,29 @@ def test_a_device_named_like_the_fleet_cannot_crash_the_broker(scratch: Path, br
     assert double_disconnects(log) == [], "a session was disconnected twice (the double " \
         "add to Mosquitto's session-expiry list that frees it while still listed)"
     assert "Expiring client" not in log, "Mosquitto expired a session within seconds"
+
+
+def test_deleting_offline_boxes_cannot_crash_the_broker(scratch: Path, broker: Broker,
+                                                        fleet: Fleet) -> None:
+    """The same double add with ordinary devices and no fleet name: a box that is off
+    (its persistent session waits in the broker) is deleted. Deregistration's first
+    reload (the throwaway hash) re-disconnects that session; its take-over then frees
+    the context with the stale entry still listed. Measured on the current code: five
+    such deletions, five double disconnects, and the broker dead in most runs."""
+    pid = broker.process.proc.pid if broker.process.proc else None
+    passwords = {f"off-{i}": fleet.register(f"off-{i}")["mqtt"]["password"] for i in range(5)}
+    time.sleep(1.0)  # the account sync's reload
+    for device_id, password in passwords.items():
+        box = box_session(broker.port, device_id, password)
+        box.disconnect()  # the box is switched off; its session stays
+        box.loop_stop()
+    with fleet.api() as api:
+        for device_id in passwords:
+            gone = api.delete(f"/api/v1/devices/{device_id}")
+            assert gone.status_code == 204, gone.text
+    touch_the_heap(broker.fleet_port)
+    log = broker.process.output()
+    assert broker.process.alive(), f"the broker died:\n{log[-2000:]}"
+    assert broker.process.proc is not None and broker.process.proc.pid == pid
+    assert double_disconnects(log) == [], "a session was disconnected twice"
+    assert "Expiring client" not in log
