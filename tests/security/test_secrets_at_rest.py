@@ -5,6 +5,7 @@ SQLite files are the owner's only."""
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -101,6 +102,43 @@ def test_rotated_password_is_never_stored_in_clear(scratch: Path, broker: Broker
         broker.stop()  # Mosquitto writes its persistence file on the way down
     assert _files_holding(scratch, secret, box_dir) == []
     assert new not in agent.output()
+
+
+def test_the_fleet_opens_a_sealed_value_only_for_the_rotation(scratch: Path, broker: Broker,
+                                                              fleet: Fleet) -> None:  # noqa: F811
+    """A sealed password copied out of the database and sent back in another command's
+    args goes out sealed: the fleet is no oracle that opens values for a caller."""
+    import json
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    fleet.register("box-b")
+    seen: List[Dict[str, Any]] = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="secrets-watcher",
+                          protocol=mqtt.MQTTv5)
+    watcher.username_pw_set("simpul-fleet", broker.fleet_password)
+    watcher.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe("simpul/v1/box-b/cmd/+", 1)
+    watcher.on_message = lambda _c, _u, m: seen.append(json.loads(m.payload))
+    watcher.connect("127.0.0.1", broker.fleet_port)
+    watcher.loop_start()
+    operator = fleet.create_token("operator")
+    try:
+        time.sleep(1.0)  # subscribed
+        with fleet.api(operator) as api:
+            started = api.post("/api/v1/devices/box-b/credentials/rotate", json={})
+            assert started.status_code == 202, started.text
+            sealed = _command_args(fleet.db_url, started.json()["rotation_id"])["password"]
+            replay = api.post("/api/v1/devices/box-b/commands", json={
+                "name": "diagnostic", "args": {"password": sealed}})
+            assert replay.status_code == 201, replay.text
+        wait_until(lambda: len(seen) == 2, 10, what="both commands on the wire")
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+    by_name = {m["name"]: m["args"] for m in seen}
+    assert isinstance(by_name["rotate_credentials"]["password"], str)  # opened for the box
+    assert by_name["diagnostic"]["password"] == sealed  # left sealed
 
 
 def test_an_older_world_readable_database_is_tightened(scratch: Path) -> None:
