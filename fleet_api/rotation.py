@@ -38,7 +38,8 @@ log = logging.getLogger("simpul.rotation")
 
 COMMAND = "rotate_credentials"
 COMMAND_TIMEOUT_S = 600.0
-assert COMMAND in cmds.SEALED_COMMANDS
+if COMMAND not in cmds.SEALED_COMMANDS:  # its password arg is sealed; publish must open it
+    raise RuntimeError(f"{COMMAND} must be in commands.SEALED_COMMANDS")
 # Final rotate commands whose rotation nobody follows any more (the device was deleted)
 # are swept for sealed passwords this often; every other one is erased when it ends.
 SWEEP_EVERY_S = 60.0

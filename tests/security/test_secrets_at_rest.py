@@ -141,6 +141,31 @@ def test_the_fleet_opens_a_sealed_value_only_for_the_rotation(scratch: Path, bro
     assert by_name["diagnostic"]["password"] == sealed  # left sealed
 
 
+def test_a_deleted_devices_final_rotation_loses_its_sealed_password(db_url: str,  # noqa: F811
+                                                                     scratch: Path) -> None:
+    """The device went away mid-rotation, so no rotation step erases its command's
+    password; the sweep does, on both engines, once the command is final."""
+    from fleet_api import commands as cmds
+    from fleet_api import sealing
+    from fleet_api.db import commands, migrate
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    box = sealing.Sealer(scratch / "sealing.key")
+    with engine.begin() as conn:
+        for command_id, status in (("c-final", "expired"), ("c-open", "delivered")):
+            cmds.create(conn, "gone-box", "rotate_credentials",
+                        {"password": box.seal("p" * 32), "rotation_id": command_id}, 600,
+                        "test", command_id=command_id)
+            conn.execute(commands.update().where(
+                commands.c.command_id == command_id).values(status=status))
+        assert cmds.forget_final_secrets(conn) == 1
+    engine.dispose()
+    assert _command_args(db_url, "c-final") == {"password": None, "rotation_id": "c-final"}
+    assert sealing.is_sealed(_command_args(db_url, "c-open")["password"])  # still needed
+    assert stat.S_IMODE((scratch / "sealing.key").stat().st_mode) == 0o600
+
+
 def test_an_older_world_readable_database_is_tightened(scratch: Path) -> None:
     path = scratch / "old" / "fleet.db"
     path.parent.mkdir()
