@@ -78,6 +78,12 @@ def start(conn: Connection, device_id: str, who: str, only_boot_id: Optional[str
     row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
     if row is None:
         raise LookupError(device_id)
+    if row.state != "online":
+        # For a box that is away the broker would queue the command, password and all,
+        # in the box's session, and its autosave writes that to DIR/mosquitto.db.
+        raise RotationError(f"{device_id} is {row.state}: credentials are rotated only "
+                            "while the box is online, so the new password never waits "
+                            "in the broker's queue and persistence file")
     try:
         sealer = sealing.sealer()
     except sealing.SealingError as exc:

@@ -87,6 +87,7 @@ class ChurnedBox:
         self.reconnect_after_s = 0.0
         self.dropped = threading.Event()
         self.client = self._login(password)
+        self._birth()  # the fleet rotates a box only while it is online
 
     def _login(self, password: str) -> mqtt.Client:
         # The password file is reloaded a little after the API answers (debounced).
@@ -117,6 +118,9 @@ class ChurnedBox:
         self.dropped.wait(self.reconnect_after_s)
         self.close()
         self.client = self._login(self.staged)
+        self._birth()
+
+    def _birth(self) -> None:
         birth = StatePayload(device_id=self.device_id, state="online",
                              boot_id=secrets.token_hex(8))
         self.client.publish(topic(self.device_id, "state"), encode(birth),
@@ -133,10 +137,18 @@ def _register(api: httpx.Client, device_id: str) -> httpx.Response:
         "district": "Kota Barat", "lat": -6.2, "lon": 106.8})
 
 
-def _rotation(api: httpx.Client, device_id: str) -> Optional[str]:
+def _device(api: httpx.Client, device_id: str) -> Dict[str, Any]:
     resp = api.get(f"/api/v1/devices/{device_id}")
     assert resp.status_code == 200, resp.text
-    return resp.json()["rotation"]  # type: ignore[no-any-return]
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def _rotation(api: httpx.Client, device_id: str) -> Optional[str]:
+    return _device(api, device_id)["rotation"]  # type: ignore[no-any-return]
+
+
+def _state(api: httpx.Client, device_id: str) -> str:
+    return _device(api, device_id)["state"]  # type: ignore[no-any-return]
 
 
 def churn_one(fleet: Fleet, broker: Broker, n: int, answers: Dict[str, int]) -> None:
@@ -152,6 +164,8 @@ def churn_one(fleet: Fleet, broker: Broker, n: int, answers: Dict[str, int]) -> 
         assert reg.status_code == 201, reg.text
         box = ChurnedBox(broker.port, device_id, reg.json()["mqtt"]["password"])
         try:
+            wait_until(lambda: _state(api, device_id) == "online", 30,
+                       what=f"{device_id} online")
             started = api.post(f"/api/v1/devices/{device_id}/credentials/rotate", json={})
             assert started.status_code == 202, started.text
             box.switch()

@@ -113,7 +113,16 @@ def test_the_fleet_opens_a_sealed_value_only_for_the_rotation(scratch: Path, bro
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    fleet.register("box-b")
+    from simpul_wire.models import StatePayload, encode
+    from simpul_wire.topics import topic
+    from tests.security.test_broker_crash import box_session
+
+    password = fleet.register("box-b")["mqtt"]["password"]
+    time.sleep(1.0)  # the account sync's reload
+    box = box_session(broker.port, "box-b", password)
+    box.publish(topic("box-b", "state"), encode(StatePayload(
+        device_id="box-b", state="online", boot_id="b0")), qos=1).wait_for_publish(5)
+    wait_until(lambda: device(fleet, "box-b")["state"] == "online", 10, what="online")
     seen: List[Dict[str, Any]] = []
     watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="secrets-watcher",
                           protocol=mqtt.MQTTv5)
@@ -136,9 +145,24 @@ def test_the_fleet_opens_a_sealed_value_only_for_the_rotation(scratch: Path, bro
     finally:
         watcher.disconnect()
         watcher.loop_stop()
+        box.disconnect()
+        box.loop_stop()
     by_name = {m["name"]: m["args"] for m in seen}
     assert isinstance(by_name["rotate_credentials"]["password"], str)  # opened for the box
     assert by_name["diagnostic"]["password"] == sealed  # left sealed
+
+
+def test_an_offline_box_is_not_rotated(scratch: Path, broker: Broker,
+                                       fleet: Fleet) -> None:  # noqa: F811
+    """Measured before this rule: rotating a box that is away (its persistent session
+    subscribed to its commands) put the new password in clear into DIR/mosquitto.db
+    within the broker's 30 s autosave."""
+    fleet.register("box-c")
+    with fleet.api(fleet.create_token("operator")) as api:
+        refused = api.post("/api/v1/devices/box-c/credentials/rotate", json={})
+        commands = api.get("/api/v1/devices/box-c/commands").json()
+    assert refused.status_code == 409 and "online" in refused.json()["detail"]
+    assert commands["count"] == 0
 
 
 def test_a_deleted_devices_final_rotation_loses_its_sealed_password(db_url: str,  # noqa: F811
