@@ -199,7 +199,14 @@ def test_churn_leaves_the_broker_up_and_loses_nothing(scratch: Path, broker: Bro
         with ThreadPoolExecutor(OPERATORS) as pool:
             for done in [pool.submit(churn_one, fleet, broker, n, answers)
                          for n in range(CHURNED)]:
-                done.result()
+                try:
+                    done.result()
+                except (AssertionError, OSError) as exc:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    # A dead broker shows first as refused logins or a failed delete.
+                    assert broker.process.alive(), \
+                        f"the broker died:\n{broker.process.output()[-2000:]}"
+                    raise exc
     finally:
         for box in boxes:
             box.close()
