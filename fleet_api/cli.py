@@ -71,6 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          device_broker_url=args.device_broker_url,
                          device_tls_url=args.device_tls_url, updates_dir=args.updates_dir)
     engine = _engine(args.db)
+    from fleet_api import sealing
+
+    sealing.use(settings.sealing_key_path())
     accounts = None
     if args.broker_data:
         from fleet_api.broker_access import load_access

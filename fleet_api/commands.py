@@ -6,22 +6,30 @@ said so) -> succeeded | failed | expired. A status never goes back; `rejected` f
 box is `failed` with its reason.
 """
 
+import logging
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from fleet_api import sealing
 from fleet_api.db import commands, to_naive_utc, utcnow
 from fleet_api.publisher import Publisher
 from simpul_wire.models import Command, encode
 from simpul_wire.topics import topic
 
+log = logging.getLogger("simpul.commands")
+
 # What a technician may run; an operator may run anything.
 FIELD_COMMANDS = frozenset({"self_test", "diagnostic", "ping", "read_sensors"})
 FINAL = ("succeeded", "failed", "expired")
 OPEN = ("queued", "delivered", "received")
+# Commands whose stored args may hold sealed secrets (fleet_api/sealing.py), opened only
+# when published. The API refuses to create these by name (routes/commands.py), so no
+# caller can get a sealed value of their choosing opened and sent to a box.
+SEALED_COMMANDS = frozenset({"rotate_credentials"})
 RANK = {"queued": 0, "delivered": 1, "received": 2, "succeeded": 3, "failed": 3,
         "expired": 3}
 
@@ -50,8 +58,15 @@ def publish(engine: Engine, publisher: Optional[Publisher], row: Dict[str, Any])
     remaining = (row["expires_at"] - now).total_seconds()
     if remaining <= 0:
         return False
+    args = dict(row["args"] or {})
+    if row["name"] in SEALED_COMMANDS:
+        try:
+            args = sealing.open_args(args)
+        except sealing.SealingError as exc:
+            _fail_unopenable(engine, row["command_id"], str(exc))
+            return False
     message = Command(device_id=row["device_id"], command_id=row["command_id"],
-                      name=row["name"], args=row["args"],
+                      name=row["name"], args=args,
                       expires_at=row["expires_at"].replace(tzinfo=timezone.utc))
     if not publisher.publish(topic(row["device_id"], "cmd", row["command_id"]),
                              encode(message), expiry_s=int(remaining) + 1):
@@ -61,6 +76,41 @@ def publish(engine: Engine, publisher: Optional[Publisher], row: Dict[str, Any])
                                             commands.c.status == "queued")
                      .values(status="delivered", updated_at=utcnow()))
     return True
+
+
+def _fail_unopenable(engine: Engine, command_id: str, reason: str) -> None:
+    """A sealed secret this process cannot open will never reach the box: fail the
+    command now (a rotation then goes back to the old password) instead of retrying."""
+    log.warning("command %s cannot be sent: %s", command_id, reason)
+    with engine.begin() as conn:
+        conn.execute(update(commands).where(commands.c.command_id == command_id,
+                                            commands.c.status.in_(OPEN))
+                     .values(status="failed", error=f"not sent: {reason}",
+                             updated_at=utcnow()))
+
+
+def forget_secrets(conn: Connection, command_id: str) -> None:
+    """Erase the sealed values from a command's stored args (it is done with them)."""
+    row = conn.execute(select(commands.c.args).where(
+        commands.c.command_id == command_id)).first()
+    if row is None or not row.args:
+        return
+    erased = sealing.erase(dict(row.args))
+    if erased != row.args:
+        conn.execute(update(commands).where(commands.c.command_id == command_id)
+                     .values(args=erased))
+
+
+def forget_final_secrets(conn: Connection, limit: int = 500) -> int:
+    """Erase the sealed values of final commands nobody follows any more (a device deleted
+    in the middle of a rotation). A text match on the stored JSON: the same on SQLite and
+    PostgreSQL, and only for the few sealed command names."""
+    rows = conn.execute(select(commands.c.command_id).where(
+        commands.c.name.in_(sorted(SEALED_COMMANDS)), commands.c.status.in_(FINAL),
+        cast(commands.c.args, Text).like(f'%"{sealing.SEALED}"%')).limit(limit)).fetchall()
+    for row in rows:
+        forget_secrets(conn, row.command_id)
+    return len(rows)
 
 
 def effective_status(row: Any, now: datetime) -> str:

@@ -13,18 +13,22 @@ The steps are `identity.begin/step` (pure); this module keeps their state in the
   - switched: a live birth after the switch (the broker takes no other password)
     → `done`: the pending hash becomes the device's hash. 30 minutes without one → the
     broker gets the old hash back (the box still holds it) and an alert.
-The password exists in clear only in the command's stored args, which every API view and
-audit entry redacts (fleet_api/twin.redact), and on the box.
+The password is never stored in clear: the command's stored args hold it sealed with a
+key outside the database (fleet_api/sealing.py), opened only when the command is
+published (and re-published while the broker has not taken it), and erased once the
+command is final. Every API view and audit entry redacts it too (fleet_api/twin.redact).
+In clear it exists only in this process's memory, in the MQTT message and on the box.
 """
 
 import logging
+import time
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from sqlalchemy import case, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fleet_api import alerts
+from fleet_api import alerts, sealing
 from fleet_api import commands as cmds
 from fleet_api.accounts import AccountSync, mosquitto_hash, new_password
 from fleet_api.db import births, commands, devices, utcnow
@@ -34,6 +38,12 @@ log = logging.getLogger("simpul.rotation")
 
 COMMAND = "rotate_credentials"
 COMMAND_TIMEOUT_S = 600.0
+if COMMAND not in cmds.SEALED_COMMANDS:  # its password arg is sealed; publish must open it
+    raise RuntimeError(f"{COMMAND} must be in commands.SEALED_COMMANDS")
+# Final rotate commands whose rotation nobody follows any more (the device was deleted)
+# are swept for sealed passwords this often; every other one is erased when it ends.
+SWEEP_EVERY_S = 60.0
+_swept_at = 0.0
 
 
 class RotationError(Exception):
@@ -68,12 +78,26 @@ def start(conn: Connection, device_id: str, who: str, only_boot_id: Optional[str
     row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
     if row is None:
         raise LookupError(device_id)
+    if row.state != "online":
+        # For a box that is away the broker would queue the command, password and all,
+        # in the box's session, and its autosave writes that to DIR/mosquitto.db.
+        raise RotationError(f"{device_id} is {row.state}: credentials are rotated only "
+                            "while the box is online, so the new password never waits "
+                            "in the broker's queue and persistence file")
+    try:
+        sealer = sealing.sealer()
+    except sealing.SealingError as exc:
+        raise RotationError(str(exc)) from exc
     password = new_password()
     command_id = cmds.new_id()
     rot, actions = begin(_load(row), mosquitto_hash(password), command_id, utcnow())
     if actions and actions[0].startswith("refuse"):
         raise RotationError(actions[0].split(": ", 1)[1])
-    args: Dict[str, Any] = {"password": password, "rotation_id": command_id,
+    try:
+        sealed = sealer.seal(password)
+    except sealing.SealingError as exc:
+        raise RotationError(str(exc)) from exc
+    args: Dict[str, Any] = {"password": sealed, "rotation_id": command_id,
                             "reconnect_after_s": reconnect_after_s}
     if only_boot_id:
         args["only_boot_id"] = only_boot_id
@@ -96,10 +120,18 @@ def _act(conn: Connection, rot: Rotation, actions: List[str], now: datetime) -> 
     return "write_broker_hash" in actions or "drop_old_hash" in actions
 
 
+def _sweep(conn: Connection) -> None:
+    global _swept_at
+    if time.monotonic() - _swept_at >= SWEEP_EVERY_S:
+        _swept_at = time.monotonic()
+        cmds.forget_final_secrets(conn)
+
+
 def advance(engine: Engine, accounts: Optional[AccountSync]) -> None:
     now = utcnow()
     resync = False
     with engine.begin() as conn:
+        _sweep(conn)
         rows = conn.execute(select(devices).where(
             devices.c.rotation_state.in_(("staging", "switched")))).fetchall()
         for row in rows:
@@ -125,6 +157,10 @@ def advance(engine: Engine, accounts: Optional[AccountSync]) -> None:
                     rot, actions = step(rot, "online", now, boot_after=birth)
             if not actions:
                 rot, actions = step(rot, "tick", now)
+            if row.rotation_state == "staging" and rot.state != "staging":
+                # The command is done (staged, failed or expired): the box has the
+                # password or never will; it is not kept.
+                cmds.forget_secrets(conn, row.rotation_id)
             if actions:
                 log.info("rotation of %s: %s", rot.device_id, rot.state)
                 resync = _act(conn, rot, actions, now) or resync

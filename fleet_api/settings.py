@@ -57,6 +57,18 @@ class Settings(BaseModel):
             raise SettingsError(f"cannot read the broker password from {path}: "
                                 f"{exc.strerror}") from exc
 
+    def sealing_key_path(self) -> Optional[Path]:
+        """The key that seals secrets kept in the database (fleet_api/sealing.py): beside
+        the fleet's broker password in the broker data dir, which every fleet process of
+        one site shares; else beside the SQLite file. Never in the database itself."""
+        if self.broker_data:
+            return Path(self.broker_data) / "sealing.key"
+        if self.db_url.startswith("sqlite:///"):
+            db_file = self.db_url[len("sqlite:///"):]
+            if db_file and db_file != ":memory:":
+                return Path(db_file).parent / "sealing.key"
+        return None
+
     def device_url(self) -> str:
         if self.device_broker_url:
             return self.device_broker_url
