@@ -128,18 +128,8 @@ def test_a_device_named_like_the_fleet_cannot_crash_the_broker(scratch: Path, br
         with fleet.api() as api:
             resp = api.post("/api/v1/devices", json=body)
         answers[name] = resp.status_code
-        assert resp.status_code in (201, 422), resp.text
-        if resp.status_code == 422:
-            continue
-        time.sleep(1.0)  # the account sync's reload
-        box = box_session(broker.port, name, resp.json()["mqtt"]["password"])
-        try:
-            with fleet.api() as api:
-                gone = api.delete(f"/api/v1/devices/{name}")
-            assert gone.status_code == 204, gone.text
-        finally:
-            box.loop_stop()
-    print("registration answers:", answers)
+    # The fleet's names are out of any device's reach (docs/security.md, "Names").
+    assert answers == {name: 422 for name in answers}, answers
     # The fleet is whole again: a box's record reaches the database through the ingest.
     box = box_session(broker.port, "steady-1", steady)
     try:

@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import psycopg
 import pytest
 
+from fleet_api.accounts import FLEET_USER
 from fleet_api.db import make_engine
 from tests.fleet.conftest import db_url, fleet  # noqa: F401  (SQLite and PostgreSQL)
 from tests.harness import (
@@ -124,9 +125,9 @@ def test_the_fleet_opens_a_sealed_value_only_for_the_rotation(scratch: Path, bro
         device_id="box-b", state="online", boot_id="b0")), qos=1).wait_for_publish(5)
     wait_until(lambda: device(fleet, "box-b")["state"] == "online", 10, what="online")
     seen: List[Dict[str, Any]] = []
-    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="secrets-watcher",
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="simpul_secrets_watcher",
                           protocol=mqtt.MQTTv5)
-    watcher.username_pw_set("simpul-fleet", broker.fleet_password)
+    watcher.username_pw_set(FLEET_USER, broker.fleet_password)
     watcher.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe("simpul/v1/box-b/cmd/+", 1)
     watcher.on_message = lambda _c, _u, m: seen.append(json.loads(m.payload))
     watcher.connect("127.0.0.1", broker.fleet_port)
