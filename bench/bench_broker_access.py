@@ -65,17 +65,12 @@ def registrations(boxes: int) -> Dict[str, float]:
     base = scratch("simpul-bench-acl-")
     stack = Stack(base, f"sqlite:///{base}/fleet.db")
     data = stack.broker_data
-    conf = prepare(str(data), stack.port, stack.fleet_port, "127.0.0.1", profile="city",
-                   extra="log_type information\n")
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    (data / "mosquitto.pid").write_text(f"{broker.pid}\n")
+    broker = stack.start_mosquitto()
     try:
-        wait_for(lambda: port_open(stack.port) and port_open(stack.fleet_port), 20, "broker")
         stack.start_serve(1)
-        log = data / "mosquitto.log"
-        wait_for(lambda: "simpul_acl: loaded" in log.read_text(), 20, "the start-up sync")
-        before = log.read_text().count("simpul_acl: loaded")
+        # The plugin's own load at start, then the fleet's start-up sync.
+        wait_for(lambda: stack.plugin_reloads() >= 2, 20, "the start-up sync")
+        before = stack.plugin_reloads()
         cpu0 = _cpu_s(broker.pid)
         with httpx.Client(base_url=stack.url(), timeout=300,
                           headers={"Authorization": f"Bearer {stack.token}"}) as api:
@@ -87,7 +82,7 @@ def registrations(boxes: int) -> Dict[str, float]:
                  "the last box's login")
         usable = time.perf_counter() - t0
         return {"register_s": registered, "usable_s": usable,
-                "reloads": float(log.read_text().count("simpul_acl: loaded") - before),
+                "reloads": float(stack.plugin_reloads() - before),
                 "broker_cpu_s": _cpu_s(broker.pid) - cpu0,
                 "data_kb": (data / "access.data").stat().st_size / 1024}
     finally:

@@ -125,6 +125,24 @@ class Stack:
                            self.base / "broker.log")
         wait_for(lambda: port_open(self.port) and port_open(self.fleet_port), 20, "the broker")
 
+    def start_mosquitto(self, profile: str = "city", extra: str = "") -> subprocess.Popen:  # type: ignore[type-arg]
+        """Mosquitto itself on a data dir `simpul-fleet broker` would prepare, so the caller
+        holds its process (pid, CPU) and can add config lines (a log level)."""
+        from fleet_api.broker import prepare
+
+        conf = prepare(str(self.broker_data), self.port, self.fleet_port, "127.0.0.1",
+                       profile=profile, extra=extra)
+        broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        (self.broker_data / "mosquitto.pid").write_text(f"{broker.pid}\n")
+        wait_for(lambda: port_open(self.port) and port_open(self.fleet_port), 20, "the broker")
+        return broker
+
+    def plugin_reloads(self) -> int:
+        """How often the access plugin has loaded its files (its start included)."""
+        log = self.broker_data / "mosquitto.log"
+        return log.read_text().count("simpul_acl: loaded") if log.exists() else 0
+
     def create_token(self, role: str = "admin") -> str:
         out = subprocess.run([sys.executable, "-m", "fleet_api.cli", "token", "create", "--role",
                               role, "--db", self.db_url], capture_output=True, text=True,
