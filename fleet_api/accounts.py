@@ -5,8 +5,9 @@ one writer under a lock, and the plugin is told to re-read them, debounced.
 Never with SIGHUP: Mosquitto 2.0.11's reload re-checks every session's password and
 disconnects a disconnected one a second time, which corrupts its session-expiry list
 and crashes the broker (docs/security.md, "The broker's crash"). The plugin reads both
-files itself and reloads on a message to its control topic; SIGHUP stays only for a
-changed CRL, which Mosquitto re-reads on nothing else.
+files itself and reloads on a message to its control topic. A revoked certificate is
+refused by the CRL from the broker's next start, and until then the plugin denies its
+identity everything and kicks its live connection.
 """
 
 import base64
@@ -16,7 +17,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,7 +154,6 @@ class BrokerAccounts:
     def __init__(self, data_dir: str) -> None:
         self.dir = Path(data_dir)
         self.reloads = 0
-        self._crl_seen = self._crl_stamp()  # the broker read it when it started
 
     def fleet_password(self) -> str:
         return (self.dir / "fleet.password").read_text().strip()
@@ -183,7 +182,6 @@ class BrokerAccounts:
         """The plugin re-reads the password and data files: a QoS 1 message on its control
         topic, whose PUBACK leaves the broker after the reload. False when the broker
         cannot be reached (it reads the files when it starts)."""
-        self._reload_crl_if_changed()
         try:
             url = json.loads((self.dir / "broker.json").read_text())["fleet_url"]
             host, port = url.split("//", 1)[1].rsplit(":", 1)
@@ -198,27 +196,6 @@ class BrokerAccounts:
             return False
         self.reloads += 1
         return True
-
-    def _crl_stamp(self) -> Optional[int]:
-        try:
-            return (self.dir / "tls" / "crl.pem").stat().st_mtime_ns
-        except OSError:
-            return None
-
-    def _reload_crl_if_changed(self) -> None:
-        """Mosquitto re-reads its CRL only on SIGHUP. The plugin lets the re-check that
-        SIGHUP brings pass every session it would otherwise disconnect twice."""
-        stamp = self._crl_stamp()
-        if stamp is None or stamp == self._crl_seen:
-            return
-        pid = self.broker_pid()
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGHUP)
-        except ProcessLookupError:
-            return
-        self._crl_seen = stamp
 
 
 def _publish_reload(host: str, port: int, password: str, timeout: float = 5.0) -> bool:

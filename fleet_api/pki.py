@@ -4,10 +4,9 @@ certificates (`use_identity_as_username`).
 DIR/tls/ (DIR is the broker's data dir) holds:
 - `ca.key` (root only; the broker never needs it) and `ca.pem`, the fleet's CA;
 - `server.key` and `server.pem`, the broker's certificate, signed by the CA;
-- `crl.pem`, the CA's revocation list. Mosquitto 2.0.11 re-reads it on the reload that
-  follows a deregistration (tests/test_broker_tls.py shows it); the ACL also denies the
-  revoked identity, a second lock should a broker build not re-read it
-  (fleet_api/revoke.py).
+- `crl.pem`, the CA's revocation list, read by Mosquitto when it starts (the fleet sends
+  no SIGHUP, docs/security.md); until then the access plugin denies the revoked identity
+  everything (fleet_api/revoke.py).
 
 A device certificate's subject is always CN=<device id>, whatever the request asked:
 the broker takes the CN as the username, and the ACL confines a username to its tree.

@@ -1,6 +1,7 @@
 """Deregistration: revoke a device's broker access at once, live session included.
 
-Mosquitto 2.0.11 re-reads its password file on SIGHUP but keeps live sessions. The fleet
+A broker reload (the access plugin re-reading the password file) kicks the live
+connection of an account whose hash changed, but keeps its session. The fleet
 therefore (1) swaps the device's password hash for a throwaway one and reloads, (2) logs
 in on the device listener as that device with the throwaway password, clean start:
 the broker hands the client id (= username) to the newcomer and drops the box's
@@ -8,9 +9,9 @@ connection and session, (3) clears the retained state and desired config, (4) de
 the account and reloads again, so the box's reconnect is refused.
 
 A box on the TLS listener logs in with its certificate, not the password file: its
-certificates are marked revoked and the CRL rewritten before (1), so the reload in (1)
-makes the TLS handshake refuse them; the ACL also denies the identity everything, a
-second lock. The takeover in (2) drops its TLS session as well, because client ids are
+certificates are marked revoked and the CRL rewritten before (1) (Mosquitto reads it at
+its next start), and the reload in (1) makes the access plugin deny the identity
+everything and kick its live connection. The takeover in (2) drops its TLS session as well, because client ids are
 broker-wide.
 
 When the broker cannot be reached (down, restarting, not answering), the device stays,

@@ -26,16 +26,16 @@ static char *own(struct access_data *d, const char *s)
 	return copy;
 }
 
-static bool remember_account(struct access_data *d, char *user)
+static bool remember(char ***list, size_t *count, size_t *cap, char *item)
 {
-	if(d->account_count == d->account_cap){
-		size_t cap = d->account_cap ? d->account_cap * 2 : 1024;
-		char **grown = realloc(d->accounts, cap * sizeof(char *));
+	if(*count == *cap){
+		size_t grown_cap = *cap ? *cap * 2 : 1024;
+		char **grown = realloc(*list, grown_cap * sizeof(char *));
 		if(grown == NULL) return false;
-		d->accounts = grown;
-		d->account_cap = cap;
+		*list = grown;
+		*cap = grown_cap;
 	}
-	d->accounts[d->account_count++] = user;
+	(*list)[(*count)++] = item;
 	return true;
 }
 
@@ -51,6 +51,7 @@ void access_data_free(struct access_data *d)
 	for(size_t i = 0; i < d->count; i++) free(d->strings[i]);
 	free(d->strings);
 	free(d->accounts);
+	free(d->denied);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -101,8 +102,12 @@ static bool data_line(struct access_data *d, const char *line, size_t *skipped)
 		make_key(joined, sizeof(joined), "B", a, b);
 		key = value = own(d, joined);
 	}else if(got >= 2 && !strcmp(kind, "X")){
+		char *identity = own(d, a);
 		make_key(joined, sizeof(joined), "X", a, NULL);
 		key = value = own(d, joined);
+		if(identity == NULL || !remember(&d->denied, &d->denied_count, &d->denied_cap, identity)){
+			return false;
+		}
 	}else{
 		(*skipped)++;
 		return true;
@@ -126,7 +131,10 @@ static bool passwd_line(struct access_data *d, char *line, size_t *skipped)
 	key = own(d, joined);
 	value = own(d, colon + 1);
 	user = own(d, line);
-	if(!key || !value || !user || !remember_account(d, user)) return false;
+	if(!key || !value || !user
+			|| !remember(&d->accounts, &d->account_count, &d->account_cap, user)){
+		return false;
+	}
 	return put(d, key, value);
 }
 

@@ -21,9 +21,12 @@ struct access_data {
 	char **strings;       /* owned: every key and value, freed together */
 	size_t count;
 	size_t cap;
-	char **accounts;      /* the A users, in file order (pointers into strings) */
+	char **accounts;      /* the password file's users, in file order (into strings) */
 	size_t account_count;
 	size_t account_cap;
+	char **denied;        /* the X identities, likewise */
+	size_t denied_count;
+	size_t denied_cap;
 	bool made;
 };
 

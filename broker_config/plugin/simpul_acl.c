@@ -171,6 +171,14 @@ static bool reload_data(bool force)
 			kicked++;
 		}
 	}
+	/* A newly revoked certificate identity: its live connection goes too. A TLS login
+	 * never reaches basic auth, so from here on every check of its session is denied. */
+	for(size_t i = 0; i < fresh.denied_count; i++){
+		if(!access_data_get(&g.now, "X", fresh.denied[i], NULL)){
+			mosquitto_kick_client_by_username(fresh.denied[i], false);
+			kicked++;
+		}
+	}
 	access_data_free(&g.before);
 	g.before = g.now;
 	g.now = fresh;
@@ -315,7 +323,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 /* Accounts by listener: the fleet's own on the fleet listener, never a box's; boxes and
  * bridges on the device listener, never the fleet's. Then the password, against the
  * accounts of the data file. A certificate login (the TLS listener) never comes here:
- * its identity is checked by the CRL and, here, by the ACL's revoked list. */
+ * its identity is checked by the CRL (read at the broker's start) and, here, by the
+ * revoked list, which denies such a session every publish, subscribe and delivery. */
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct instance *inst = userdata;
