@@ -11,8 +11,8 @@ the account and reloads again, so the box's reconnect is refused.
 A box on the TLS listener logs in with its certificate, not the password file: its
 certificates are marked revoked and the CRL rewritten before (1) (Mosquitto reads it at
 its next start), and the reload in (1) makes the access plugin deny the identity
-everything and kick its live connection. The takeover in (2) drops its TLS session as well, because client ids are
-broker-wide.
+everything and kick its live connection. The takeover in (2) drops its TLS session as
+well, because client ids are broker-wide.
 
 When the broker cannot be reached (down, restarting, not answering), the device stays,
 marked pending (a `deregister:<id>` row in `marks`, whose time is the next attempt):
