@@ -172,12 +172,6 @@ class BrokerAccounts:
                                                            data.accounts))
             write_private(self.dir / ACCESS_FILE, access_text(data))
 
-    def broker_pid(self) -> Optional[int]:
-        try:
-            return int((self.dir / "mosquitto.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-
     def reload_now(self) -> bool:
         """The plugin re-reads the password and data files: a QoS 1 message on its control
         topic, whose PUBACK leaves the broker after the reload. False when the broker

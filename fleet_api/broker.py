@@ -20,7 +20,6 @@ from fleet_api.accounts import (
     AccessData,
     access_text,
     bridge_user,
-    broker_user_ok,
     mosquitto_hash,
     new_password,
     passwd_text,
@@ -139,13 +138,14 @@ def prepare(data_dir: str, port: int, fleet_port: int, bind: str = "0.0.0.0",
         write_private(secret, password + "\n", for_broker=False)
         write_private(data / "fleet.hash", mosquitto_hash(password) + "\n", for_broker=False)
     # Keep the device and bridge lines of an existing password file (the fleet's sync
-    # rewrites it from the database anyway); drop the fleet's own and the legacy ones.
+    # rewrites it from the database anyway); the fleet's own line is written anew, the
+    # legacy names go, and passwd_text drops (and logs) anything else that is not ours.
     passwd = data / "passwd"
     kept = []
     if passwd.exists():
         for line in passwd.read_text().splitlines():
             user, _, pw_hash = line.partition(":")
-            if user not in (FLEET_USER, *LEGACY_USERS) and broker_user_ok(user):
+            if user not in (FLEET_USER, *LEGACY_USERS):
                 kept.append((user, pw_hash))
     write_private(passwd, passwd_text(service_lines(data), kept))
     info = {"device_url": f"mqtt://127.0.0.1:{port}", "fleet_url": f"mqtt://127.0.0.1:{fleet_port}",
