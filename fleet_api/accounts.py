@@ -164,8 +164,8 @@ class BrokerAccounts:
     def write(self, data: AccessData) -> None:
         """Write the password file (the fleet's account plus every device and bridge) and
         the plugin's data file (districts, bridges, revoked identities). A certificate
-        login skips the password file; the CRL refuses a revoked certificate, and the
-        plugin's deny is the second lock."""
+        login skips the password file: the plugin's deny of a revoked identity holds it
+        until the CRL refuses the certificate at the broker's next start."""
         with open(self.dir / "passwd.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             write_private(self.dir / "passwd", passwd_text(service_lines(self.dir),
