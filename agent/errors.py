@@ -4,15 +4,25 @@
     ├── ConfigError        a config file or desired config that does not validate
     ├── CollectorError     a source that cannot be read right now (becomes `unavailable`)
     ├── OutboxError        the durable outbox cannot be opened or written
-    └── LinkError          the broker URL or credentials are unusable
+    ├── LinkError          the broker URL or credentials are unusable
+    └── UpdateError        an update that was refused or failed (agent.update)
+        └── SignatureError the bundle is not signed by a key this box trusts
+
+The contract (simpul_wire.config, simpul_wire.bundle) raises simpul_wire.errors'
+ConfigError and UpdateError. The agent's ConfigError and UpdateError subclass those as
+well as AgentError, and the agent turns the contract's into its own where it calls it
+(agent.config.load_config, agent.update.slots), so every error that reaches the CLI is
+an AgentError and one `except` clause catches either side's.
 """
+
+from simpul_wire import errors as wire
 
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
 
 
-class ConfigError(AgentError):
+class ConfigError(AgentError, wire.ConfigError):
     """Config that does not validate; the message names the line or field."""
 
 
@@ -26,3 +36,11 @@ class OutboxError(AgentError):
 
 class LinkError(AgentError):
     """A broker URL or credential file that cannot be used."""
+
+
+class UpdateError(AgentError, wire.UpdateError):
+    """An update that was refused or failed; the message says which step and why."""
+
+
+class SignatureError(UpdateError, wire.SignatureError):
+    """The bundle is not signed by a key this box trusts; nothing was installed."""

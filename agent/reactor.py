@@ -11,24 +11,16 @@ import itertools
 import logging
 import os
 import selectors
-import socket
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 
+from simpul_wire.transport import no_delay
+
 MISC_INTERVAL_S = 1.0
 TIMER_BUDGET_S = 0.05
 log = logging.getLogger("simpul.reactor")
-
-
-def no_delay(sock: Any) -> None:
-    """TCP_NODELAY: paho leaves Nagle on, and a QoS 1 exchange (PUBLISH, PUBACK, the
-    fleet's reply) then waits for the peer's delayed ACK, ~40 ms a hop on Linux."""
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError):
-        pass  # not a TCP socket (a test's socketpair): nothing to tune
 
 
 class Timer:

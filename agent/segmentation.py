@@ -30,7 +30,6 @@ Sample config (local part of the agent's TOML; the interfaces are hardware):
     uplink_mbps = 20
 """
 
-import ipaddress
 import json
 import logging
 import re
@@ -38,9 +37,8 @@ import shutil
 import subprocess
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from agent.errors import AgentError
+from simpul_wire.config import SegmentationSection
 
 log = logging.getLogger("simpul.segmentation")
 
@@ -49,53 +47,12 @@ TABLE = "simpul_seg"
 # so the rules set the priority and no tc classifier module is needed.
 PRIORITY_CLASS = "1:10"
 HOTSPOT_CLASS = "1:30"
-_IFNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 
 Runner = Callable[[Sequence[str], Optional[str]], str]
 
 
 class SegmentationError(AgentError):
     """Rules that could not be applied or do not read back as planned."""
-
-
-class SegmentationSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    hotspot_interface: str
-    uplink_interface: str
-    camera_networks: List[str] = Field(default_factory=list)
-    management_networks: List[str] = Field(default_factory=list)
-    hotspot_udp_ports: List[int] = Field(default_factory=lambda: [53, 67])
-    hotspot_tcp_ports: List[int] = Field(default_factory=lambda: [53])
-    # The uplink's real capacity or a little under it, so the queue forms in our HTB.
-    uplink_mbps: Optional[float] = Field(default=None, gt=0, le=10000)
-    priority_share: float = Field(default=0.5, gt=0, lt=1)
-
-    @field_validator("hotspot_interface", "uplink_interface")
-    @classmethod
-    def _ifname(cls, value: str) -> str:
-        if not _IFNAME.match(value):
-            raise ValueError("must be an interface name (1-15 of A-Z a-z 0-9 _ . @ -)")
-        return value
-
-    @field_validator("camera_networks", "management_networks")
-    @classmethod
-    def _networks(cls, value: List[str]) -> List[str]:
-        return [str(ipaddress.ip_network(v, strict=False)) for v in value]
-
-    @field_validator("hotspot_udp_ports", "hotspot_tcp_ports")
-    @classmethod
-    def _ports(cls, value: List[int]) -> List[int]:
-        if any(not 0 < p < 65536 for p in value):
-            raise ValueError("ports must be 1-65535")
-        return sorted(set(value))
-
-    def protected(self, version: int) -> List[str]:
-        nets = self.camera_networks + self.management_networks
-        return [n for n in nets if ipaddress.ip_network(n).version == version]
-
-    def cameras(self, version: int) -> List[str]:
-        return [n for n in self.camera_networks if ipaddress.ip_network(n).version == version]
 
 
 # -- the plan: rule ids per chain, the same for both backends --------------------------

@@ -13,6 +13,9 @@ A register map names each value a register-mapped sensor offers::
     offset = 0.0
     unit = "cm"
 
+One entry's schema (`Register`) is the contract's, simpul_wire.config.registers: a
+`modbus` collector's inline registers are part of the managed config the fleet validates.
+
 RTU frames are delimited by silence: a gap of 3.5 character times (a character is
 11 bits) ends a frame; above 19200 baud the gap is fixed at 1.75 ms.
 """
@@ -20,40 +23,20 @@ RTU frames are delimited by silence: a gap of 3.5 character times (a character i
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Literal, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import crcmod.predefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from firmware_bridge.errors import RegisterMapError
+from simpul_wire.config.registers import Register
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.9 boxes
     import tomli as tomllib
 
-DataType = Literal["uint16", "int16", "uint32", "int32", "float32"]
-WIDTH: Dict[str, int] = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2}
 FUNCTION_CODES: Dict[str, int] = {"holding": 3, "input": 4}
-
-
-class Register(BaseModel):
-    # `register` in TOML; `number` here, since BaseModel already has a `register`.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    address: int = Field(default=1, ge=1, le=247)
-    number: int = Field(alias="register", ge=0, le=0xFFFF)
-    function: Literal["holding", "input"] = "holding"
-    type: DataType = "uint16"
-    word_order: Literal["big", "little"] = "big"
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-
-    @property
-    def count(self) -> int:
-        return WIDTH[self.type]
 
 
 class RegisterMap(BaseModel):

@@ -31,7 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.reactor import no_delay
+from simpul_wire.transport import no_delay
 
 READ_CHUNK = 256 * 1024
 SEND_TIMEOUT_S = 10.0

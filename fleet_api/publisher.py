@@ -18,10 +18,10 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from agent.reactor import no_delay
 from fleet_api.db import devices
 from simpul_wire.models import DesiredConfig, encode
 from simpul_wire.topics import fleet_name, topic
+from simpul_wire.transport import no_delay
 
 log = logging.getLogger("simpul.publisher")
 

@@ -16,6 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from fleet_api.db import devices, group_templates, tiers
+from simpul_wire.config import parse_managed
+from simpul_wire.errors import ConfigError
 
 log = logging.getLogger("simpul.twin")
 
@@ -91,10 +93,7 @@ def merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def validate(config: Dict[str, Any]) -> None:
-    """Refuse what the box would refuse (agent.config.ManagedConfig)."""
-    from agent.config import parse_managed
-    from agent.errors import ConfigError
-
+    """Refuse what the box would refuse (the contract's ManagedConfig)."""
     try:
         parse_managed(config)
     except ConfigError as exc:

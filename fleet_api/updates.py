@@ -11,7 +11,8 @@
                                             verify, then place it as DIR/simpul-agent-V.tar
                                             (the directory the fleet serves bundles from)
 
-The bundle format lives in agent.update.bundle, so the signer and the box share it.
+The bundle format lives in the contract, simpul_wire.bundle, so the signer and the box
+share it.
 `waves` and `next_action` are the staged rollout's decisions, pure, for the fleet's
 rollout job (a device's outcome: "succeeded" when its birth reports the new version
 after the command succeeded; "failed" when the command fails, or the box comes back
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from agent.update.bundle import (
+from simpul_wire.bundle import (
     UpdateError,
     build_manifest,
     decode_public_key,

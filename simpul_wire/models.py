@@ -14,6 +14,8 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Type, T
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from simpul_wire.errors import WireError
+
 SCHEMA_VERSION = 1
 # Largest payload the contract allows; the broker's message_size_limit matches it.
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -44,14 +46,6 @@ SourceState = Literal["ok", "unavailable", "stale"]
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class WireError(ValueError):
-    """A payload that does not fit the contract; `field` names the first failing field."""
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -25,9 +25,9 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 
-from agent.config import AgentConfig
 from agent.control.builtin import RecentLog
 from agent.reactor import Reactor
+from simpul_wire.config import AgentConfig
 from simulator.virtual import VirtualBox
 
 log = logging.getLogger("simpul.sim.fleet")

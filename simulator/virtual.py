@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from agent.collectors.base import Accumulator, Collector
-from agent.config import AgentConfig
 from agent.control.builtin import RecentLog
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier
@@ -22,6 +21,7 @@ from agent.daemon import Agent, build_agent
 from agent.errors import CollectorError
 from agent.outbox import Outbox
 from agent.reactor import Reactor
+from simpul_wire.config import AgentConfig
 
 log = logging.getLogger("simpul.sim.box")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from agent.config import ManagedConfig, parse_config, parse_managed
-from agent.errors import ConfigError
+from simpul_wire.config import ManagedConfig, parse_config, parse_managed
+from simpul_wire.errors import ConfigError
 
 pytestmark = pytest.mark.py39
 

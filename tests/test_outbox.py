@@ -92,8 +92,8 @@ def test_age_cap_drops_old_records(tmp_path: Path) -> None:
 def test_replay_after_an_outage_is_paced(tmp_path: Path) -> None:
     """A box with a backlog sends at most replay_records_per_s records a second."""
     from agent.box import Box
-    from agent.config import AgentConfig
     from agent.reactor import Reactor
+    from simpul_wire.config import AgentConfig
 
     config = AgentConfig.model_validate({
         "device": {"device_id": "park-01", "data_dir": str(tmp_path)},
@@ -123,8 +123,8 @@ def test_a_sent_batch_is_what_the_models_would_encode(tmp_path: Path) -> None:
     them: the fleet must read exactly what pydantic's encoding of them would say."""
     from agent.box import Box
     from agent.collectors.base import Accumulator
-    from agent.config import AgentConfig
     from agent.reactor import Reactor
+    from simpul_wire.config import AgentConfig
     from simpul_wire.models import Record, TelemetryBatch, decode, encode
 
     config = AgentConfig.model_validate({

@@ -5,24 +5,19 @@ once in a while finds them. The scan sends at most `rate_pps` requests a second 
 refuses subnets larger than a /22, so it stays a whisper on a shared channel.
 """
 
-import ipaddress
 from typing import List, Optional
 
 from agent.clients.errors import ClientsError
 from agent.clients.mac import parse_mac
-
-MAX_HOSTS = 1024
+from simpul_wire.config.clients import scan_network
 
 
 def scan_targets(subnet: str, skip: Optional[str] = None) -> List[str]:
+    """The addresses to ask; ClientsError for a subnet the config schema refuses."""
     try:
-        net = ipaddress.ip_network(subnet, strict=False)
+        net = scan_network(subnet)
     except ValueError as exc:
-        raise ClientsError(f"subnet {subnet!r}: {exc}") from exc
-    if net.version != 4:
-        raise ClientsError(f"subnet {subnet}: ARP is IPv4 only")
-    if net.num_addresses > MAX_HOSTS + 2:
-        raise ClientsError(f"subnet {subnet}: larger than a /22; scan a smaller one")
+        raise ClientsError(str(exc)) from exc
     return [str(h) for h in net.hosts() if str(h) != skip]
 
 

@@ -35,9 +35,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import List, Literal, Optional
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import List
 
 from agent.clients.counter import CONNECTED, ClientCounter
 from agent.clients.errors import ClientsError
@@ -52,48 +50,13 @@ from agent.clients.parsers import (
     parse_proc_net_arp,
 )
 from agent.collectors.base import Accumulator
-
-_NAME = r"^[a-z][a-z0-9_]{0,31}$"
-
-
-class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    idle_s: float = Field(default=300.0, gt=0, le=86400)
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
-
-
-class HostapdConfig(_Base):
-    type: Literal["clients_hostapd"]
-    name: str = Field(default="hostapd", pattern=_NAME)
-    ctrl_path: Optional[str] = None
-    command: Optional[List[str]] = None  # e.g. ["hostapd_cli", "-i", "wlan0", "all_sta"]
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "HostapdConfig":
-        if (self.ctrl_path is None) == (self.command is None):
-            raise ValueError("set exactly one of ctrl_path or command")
-        return self
-
-
-class IwConfig(_Base):
-    type: Literal["clients_iw"]
-    name: str = Field(default="iw", pattern=_NAME)
-    interface: str = "wlan0"
-    command: Optional[List[str]] = None  # defaults to ["iw", "dev", interface, "station", "dump"]
-
-
-class DnsmasqConfig(_Base):
-    type: Literal["clients_dnsmasq"]
-    name: str = Field(default="leases", pattern=_NAME)
-    leases_path: str = "/var/lib/misc/dnsmasq.leases"
-
-
-class NeighConfig(_Base):
-    type: Literal["clients_neigh"]
-    name: str = Field(default="neigh", pattern=_NAME)
-    device: Optional[str] = None
-    source: Literal["ip", "proc"] = "ip"
-    proc_path: str = "/proc/net/arp"
+from simpul_wire.config.clients import (
+    DnsmasqConfig,
+    HostapdConfig,
+    IwConfig,
+    NeighConfig,
+    StateToolConfig,
+)
 
 
 def run_command(argv: List[str], timeout: float) -> str:
@@ -154,7 +117,7 @@ class StateCollector:
 
     stream = "telemetry"
 
-    def __init__(self, config: _Base, name: str) -> None:
+    def __init__(self, config: StateToolConfig, name: str) -> None:
         self.name = name
         self.config = config
         self.counter = ClientCounter(keyring=shared_keyring(), idle_s=config.idle_s)

@@ -34,54 +34,14 @@ Sample config:
 
 import threading
 import time
-from typing import Literal, Optional
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Optional
 
 from agent.clients.counter import CONNECTED, INFRA, ClientCounter
 from agent.clients.errors import CaptureError, ClientsError
 from agent.clients.identity import shared_keyring
 from agent.clients.live import LiveCapture, interface_mac
 from agent.collectors.base import Accumulator
-
-_NAME = r"^[a-z][a-z0-9_]{0,31}$"
-
-
-class CaptureConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["clients_capture"]
-    name: str = Field(default="capture", pattern=_NAME)
-    interface: str
-    idle_s: float = Field(default=300.0, gt=0, le=86400)
-
-
-class ProbesConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["clients_probes"]
-    name: str = Field(default="probes", pattern=_NAME)
-    interface: str
-
-
-class ArpScanConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["clients_arpscan"]
-    name: str = Field(default="arpscan", pattern=_NAME)
-    interface: str
-    subnet: str
-    rate_pps: float = Field(default=20.0, gt=0, le=200)
-    every_s: float = Field(default=300.0, ge=10, le=86400)
-    idle_s: float = Field(default=900.0, gt=0, le=86400)
-
-    @field_validator("subnet")
-    @classmethod
-    def _subnet(cls, value: str) -> str:
-        from agent.clients.arpscan import scan_targets
-
-        try:
-            scan_targets(value)
-        except ClientsError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+from simpul_wire.config.clients import ArpScanConfig, CaptureConfig, ProbesConfig
 
 
 class _CaptureCollector:

@@ -9,20 +9,12 @@ Sample config:
 
 import os
 import time
-from typing import Literal, Optional
+from typing import Optional
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
 
 from agent.collectors.base import Accumulator, PollingCollector
-
-
-class HealthConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["health"]
-    name: str = Field(default="health", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    disk_path: str = "/"
+from simpul_wire.config.probes import HealthConfig
 
 
 def _soc_temperature() -> Optional[float]:

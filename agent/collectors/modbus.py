@@ -29,54 +29,38 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional
-
-from pydantic import Field, model_validator
+from typing import Any, Dict, Optional
 
 from agent.collectors.base import Accumulator
-from agent.collectors.serial_sensors import _SerialConfig
 from agent.errors import CollectorError
 from firmware_bridge.errors import RegisterMapError
 from firmware_bridge.modbus_map import (
     ReadBlock,
-    Register,
     RegisterMap,
     parse_register_map,
     plan_reads,
     rtu_response_at,
 )
+from simpul_wire.config.sensors import ModbusConfig
 
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 10.0
 
 
-class ModbusConfig(_SerialConfig):
-    type: Literal["modbus"]
-    baud: int = Field(default=9600, ge=1200, le=115200)
-    parity: Literal["N", "E", "O"] = "N"
-    timeout_s: float = Field(default=0.5, ge=0.05, le=10)
-    map_file: Optional[str] = None
-    registers: Optional[List[Register]] = None
-
-    @model_validator(mode="after")
-    def _one_map(self) -> "ModbusConfig":
-        if (self.map_file is None) == (self.registers is None):
-            raise ValueError("give exactly one of map_file and registers")
-        return self
-
-    def register_map(self) -> RegisterMap:
-        """The map (reads map_file: call from start(), not during validation)."""
-        if self.registers is not None:
-            return RegisterMap(registers=self.registers)
-        assert self.map_file is not None
-        try:
-            text = Path(self.map_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CollectorError(f"{self.map_file}: cannot read: {exc.strerror}") from exc
-        try:
-            return parse_register_map(text, self.map_file)
-        except RegisterMapError as exc:
-            raise CollectorError(str(exc)) from exc
+def register_map(config: ModbusConfig) -> RegisterMap:
+    """The collector's map: its inline registers, or its map_file read and parsed (call
+    from start(), not during validation: the config schema does no I/O)."""
+    if config.registers is not None:
+        return RegisterMap(registers=config.registers)
+    assert config.map_file is not None
+    try:
+        text = Path(config.map_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CollectorError(f"{config.map_file}: cannot read: {exc.strerror}") from exc
+    try:
+        return parse_register_map(text, config.map_file)
+    except RegisterMapError as exc:
+        raise CollectorError(str(exc)) from exc
 
 
 def _read(client: Any, block: ReadBlock) -> Any:
@@ -209,7 +193,7 @@ class ModbusCollector:
         self.poller: Optional[ModbusPoller] = None
 
     def start(self) -> None:
-        self.poller = ModbusPoller(self.config, self.config.register_map())
+        self.poller = ModbusPoller(self.config, register_map(self.config))
         self.poller.start()
 
     def close(self) -> None:
@@ -220,7 +204,7 @@ class ModbusCollector:
         """Metric catalogue of this collector: full metric name -> unit."""
         from agent.sensors.catalogue import metric_units
 
-        regmap = self.poller.regmap if self.poller else self.config.register_map()
+        regmap = self.poller.regmap if self.poller else register_map(self.config)
         return metric_units(self.name, "modbus", regmap.units())
 
     def _assess(self, acc: Accumulator, counters: bool) -> Optional[Dict[str, float]]:

@@ -22,12 +22,11 @@ vcgencmd does not exist (not a Pi) the source is `unavailable` with that reason.
 import re
 import shutil
 import subprocess
-from typing import Dict, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Dict
 
 from agent.collectors.base import Accumulator, PollingCollector
 from agent.errors import CollectorError
+from simpul_wire.config.probes import PiThrottleConfig
 
 BITS = {
     0: "undervoltage_now",
@@ -40,15 +39,6 @@ BITS = {
     19: "soft_temp_limit_occurred",
 }
 _LINE = re.compile(r"^\s*throttled=(0x[0-9a-fA-F]+|[0-9]+)\s*$")
-
-
-class PiThrottleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["pi_throttle"]
-    name: str = Field(default="pi_power", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    command: str = "vcgencmd"
-    timeout_s: float = Field(default=2.0, gt=0, le=30)
 
 
 def parse_throttled(text: str) -> int:

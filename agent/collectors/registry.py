@@ -1,60 +1,29 @@
-"""Explicit registration of collector types: config model and factory per `type`.
+"""Explicit registration of collector types: the factory per `type`.
 
-Never found by scanning folders. Collector modules import heavy libraries (scapy,
-pymodbus) lazily, inside start(), so that this registry stays cheap to import.
+The config models and their union are the contract's (simpul_wire.config.collectors);
+this is the agent's half: which class runs a validated section. Never found by scanning
+folders. Collector modules import heavy libraries (scapy, pymodbus) lazily, inside
+start(), so that this registry stays cheap to import.
 """
 
-from typing import Annotated, Any, Callable, Dict, Union
-
-from pydantic import Field
+from typing import Any, Callable, Dict
 
 from agent.collectors.base import Collector
 from agent.collectors.clients import (
     DnsmasqCollector,
-    DnsmasqConfig,
     HostapdCollector,
-    HostapdConfig,
     IwCollector,
-    IwConfig,
     NeighCollector,
-    NeighConfig,
 )
-from agent.collectors.clients_capture import (
-    ArpScanCollector,
-    ArpScanConfig,
-    CaptureCollector,
-    CaptureConfig,
-    ProbesCollector,
-    ProbesConfig,
-)
-from agent.collectors.health import HealthCollector, HealthConfig
-from agent.collectors.modbus import ModbusCollector, ModbusConfig
-from agent.collectors.pi_throttle import PiThrottleCollector, PiThrottleConfig
-from agent.collectors.rtsp import RtspCollector, RtspConfig
-from agent.collectors.serial_sensors import (
-    BridgeConfig,
-    Pms5003Config,
-    Sds011Config,
-    SerialSensorCollector,
-)
-from agent.collectors.synthetic import SyntheticCollector, SyntheticConfig
-from agent.collectors.tier_usage import TierUsageCollector, TierUsageConfig
-from agent.collectors.wan import WanCollector, WanConfig
-
-CollectorConfig = Annotated[
-    Union[
-        HealthConfig, SyntheticConfig, Pms5003Config, Sds011Config, ModbusConfig, BridgeConfig,
-        PiThrottleConfig, WanConfig, RtspConfig, TierUsageConfig,
-        HostapdConfig,
-        IwConfig,
-        DnsmasqConfig,
-        NeighConfig,
-        CaptureConfig,
-        ProbesConfig,
-        ArpScanConfig,
-    ],
-    Field(discriminator="type"),
-]
+from agent.collectors.clients_capture import ArpScanCollector, CaptureCollector, ProbesCollector
+from agent.collectors.health import HealthCollector
+from agent.collectors.modbus import ModbusCollector
+from agent.collectors.pi_throttle import PiThrottleCollector
+from agent.collectors.rtsp import RtspCollector
+from agent.collectors.serial_sensors import SerialSensorCollector
+from agent.collectors.synthetic import SyntheticCollector
+from agent.collectors.tier_usage import TierUsageCollector
+from agent.collectors.wan import WanCollector
 
 FACTORIES: Dict[str, Callable[[Any], Collector]] = {
     "health": HealthCollector,

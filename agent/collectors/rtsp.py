@@ -30,41 +30,15 @@ Metrics: `camera_<name>_rtt_ms` for each camera that answered, and `<name>_camer
 import socket
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Literal, Optional, Tuple
+from typing import Dict, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.collectors.background import BackgroundProbe
 from agent.collectors.base import Accumulator
 from agent.errors import CollectorError
+from simpul_wire.config.probes import RtspConfig
 
 MAX_REPLY = 16 * 1024
-
-
-class Camera(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    url: str
-
-    @field_validator("url")
-    @classmethod
-    def _rtsp(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "rtsp" or not parts.hostname:
-            raise ValueError("must look like rtsp://host[:port]/path")
-        return value
-
-
-class RtspConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["rtsp"]
-    name: str = Field(default="cctv", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    cameras: List[Camera] = Field(min_length=1, max_length=64)
-    timeout_s: float = Field(default=2.0, gt=0, le=30)
-    interval_s: float = Field(default=30.0, ge=1, le=3600)
 
 
 @dataclass(frozen=True)

@@ -31,39 +31,9 @@ Sample config:
 """
 
 import time
-from typing import Any, Dict, Literal, Optional, Tuple
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Dict, Optional, Tuple
 
 from agent.collectors.base import Accumulator
-
-NAME = r"^[a-z][a-z0-9_]{0,31}$"
-
-
-class _SerialConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(default="sensor", pattern=NAME)
-    stream: str = Field(default="telemetry", pattern=NAME)
-    port: str = Field(min_length=1, description="device path or pyserial URL")
-    poll_interval_s: float = Field(default=1.0, ge=0.1, le=3600)
-    stale_after_s: float = Field(default=10.0, ge=0.5, le=86400)
-    stuck_after_s: Optional[float] = Field(default=None, ge=1, le=7 * 86400)
-
-
-class Pms5003Config(_SerialConfig):
-    type: Literal["pms5003"]
-    mode: Literal["active", "passive"] = "active"
-
-
-class Sds011Config(_SerialConfig):
-    type: Literal["sds011"]
-    mode: Literal["active", "query"] = "active"
-
-
-class BridgeConfig(_SerialConfig):
-    type: Literal["bridge"]
-    report_interval_ms: Optional[int] = Field(default=None, ge=100, le=3_600_000)
 
 
 def make_driver(config: Any) -> Any:

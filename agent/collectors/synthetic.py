@@ -26,24 +26,10 @@ Sample config:
 import math
 import random
 import time
-from typing import Callable, Dict, Literal, Optional
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Callable, Dict, Optional
 
 from agent.collectors.base import Accumulator, PollingCollector
-
-
-class SyntheticConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["synthetic"]
-    name: str = Field(default="synthetic", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    stream: str = Field(default="telemetry", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    values: Dict[str, float] = Field(default_factory=dict)
-    shape: Optional[Literal["city", "box"]] = None
-    seed: int = 0
-    rain_seed: Optional[int] = None
-
+from simpul_wire.config.probes import SyntheticConfig
 
 WATER_BASE_CM = 40.0
 # How fast a channel fills per mm/h of rain, and drains (fraction of the excess per hour).

@@ -14,20 +14,12 @@ applied tier itself is reported by the config twin (agent.shaper's AppliedTier).
 """
 
 import time
-from typing import Literal, Optional, Tuple
+from typing import Optional, Tuple
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
 
 from agent.collectors.base import Accumulator, PollingCollector
-
-
-class TierUsageConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["tier_usage"]
-    name: str = Field(default="tier_usage", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    interface: str = Field(min_length=1, max_length=15)
+from simpul_wire.config.probes import TierUsageConfig
 
 
 class TierUsageCollector(PollingCollector):

@@ -28,26 +28,12 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import List, Literal, Optional
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import List, Optional
 
 from agent.collectors.background import BackgroundProbe
 from agent.collectors.base import Accumulator
 from agent.errors import CollectorError
-
-
-class WanConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["wan"]
-    name: str = Field(default="wan", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    target: str = Field(min_length=1, max_length=253)
-    method: Literal["tcp", "icmp"] = "tcp"
-    port: int = Field(default=443, ge=1, le=65535)
-    count: int = Field(default=3, ge=1, le=20)
-    timeout_s: float = Field(default=1.0, gt=0, le=10)
-    interval_s: float = Field(default=30.0, ge=1, le=3600)
+from simpul_wire.config.probes import WanConfig
 
 
 @dataclass(frozen=True)

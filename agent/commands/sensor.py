@@ -80,9 +80,10 @@ def _read_serial(args: argparse.Namespace) -> int:
     from agent.collectors import serial_sensors as ss
     from agent.sensors.catalogue import DRIVER_UNITS
     from agent.sensors.port import PortReader
+    from simpul_wire.config import sensors as schema
 
-    model = {"pms5003": ss.Pms5003Config, "sds011": ss.Sds011Config,
-             "bridge": ss.BridgeConfig}[args.driver]
+    model = {"pms5003": schema.Pms5003Config, "sds011": schema.Sds011Config,
+             "bridge": schema.BridgeConfig}[args.driver]
     fields: Dict[str, Any] = {"type": args.driver, "name": args.driver, "port": args.port,
                               "poll_interval_s": max(args.interval, 0.1)}
     if args.mode:
@@ -121,11 +122,12 @@ def _read_serial(args: argparse.Namespace) -> int:
 
 
 def _read_modbus(args: argparse.Namespace) -> int:
-    from agent.collectors.modbus import ModbusConfig, ModbusPoller
+    from agent.collectors.modbus import ModbusPoller, register_map
+    from simpul_wire.config.sensors import ModbusConfig
 
     config = ModbusConfig(type="modbus", name="modbus", port=args.port, baud=args.baud,
                           map_file=args.map_file, poll_interval_s=max(args.interval, 0.1))
-    regmap = config.register_map()
+    regmap = register_map(config)
     _probe(args.port, args.baud)
     poller = ModbusPoller(config, regmap)
     client = poller._client()

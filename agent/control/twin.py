@@ -17,8 +17,9 @@ from typing import Any, Callable, Dict, List, Optional
 from agent.box import Box, close_collectors, start_collectors
 from agent.collectors.base import Accumulator, Collector
 from agent.collectors.registry import build
-from agent.config import ManagedConfig, parse_managed
-from agent.errors import AgentError, CollectorError, ConfigError
+from agent.errors import AgentError, CollectorError
+from simpul_wire.config import ManagedConfig, parse_managed
+from simpul_wire.errors import ConfigError
 from simpul_wire.models import DesiredConfig, ReportedConfig, WireError, decode, encode
 from simpul_wire.topics import topic
 
@@ -100,7 +101,7 @@ class Twin:
         try:
             managed = parse_managed(self.merged(desired.config))
             self._transaction(desired.version, managed)
-        except (AgentError, OSError) as exc:
+        except (AgentError, ConfigError, OSError) as exc:
             self.state["failed_version"] = desired.version
             self.state["error"] = str(exc)
             log.error("desired config v%s rolled back: %s", desired.version, exc)

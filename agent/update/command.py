@@ -5,10 +5,10 @@ the new slot, where its trial begins."""
 
 from typing import Any, Callable, Dict
 
-from agent.config import AgentConfig
 from agent.control.builtin import CommandError
-from agent.update.bundle import UpdateError
+from agent.errors import UpdateError
 from agent.update.slots import apply_bundle
+from simpul_wire.config import AgentConfig
 
 Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
 

@@ -15,6 +15,7 @@ commits itself after `commit_after_s` healthy (agent.update.trial), while the st
 guard rolls back a version that keeps crashing.
 """
 
+import functools
 import logging
 import os
 import re
@@ -24,23 +25,39 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from agent import __version__
-from agent.config import AgentConfig, UpdateSection
+from agent.errors import AgentError, SignatureError, UpdateError
 from agent.update import guard
-from agent.update.bundle import (
-    Manifest,
-    UpdateError,
-    decode_public_key,
-    extract_wheels,
-    open_verified,
-)
+from simpul_wire import errors as wire
+from simpul_wire.bundle import Manifest, decode_public_key, extract_wheels, open_verified
+from simpul_wire.config import AgentConfig, UpdateSection
 
 log = logging.getLogger("simpul.update")
 
 HEALTH_TIMEOUT_S = 180.0
 INSTALL_TIMEOUT_S = 900.0
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _as_agent_error(step: F) -> F:
+    """The contract's bundle checks (simpul_wire.bundle) raise simpul_wire's UpdateError;
+    what leaves the agent's update steps is the agent's own (an AgentError too)."""
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(*args, **kwargs)
+        except wire.UpdateError as exc:
+            if isinstance(exc, AgentError):
+                raise
+            kind = SignatureError if isinstance(exc, wire.SignatureError) else UpdateError
+            raise kind(str(exc)) from exc
+
+    return run  # type: ignore[return-value]
 
 
 def version_key(version: str) -> Tuple[int, ...]:
@@ -114,6 +131,7 @@ def _copy_guard(root: str) -> None:
     tmp.replace(Path(root) / "guard.py")
 
 
+@_as_agent_error
 def bootstrap(settings: UpdateSection, data_dir: str, bundle: Path) -> Dict[str, Any]:
     """First install on a fresh box (provisioning): slot-a, committed, no trial."""
     manifest = open_verified(bundle, [decode_public_key(k) for k in settings.public_keys])
@@ -135,6 +153,7 @@ def health_check(slot_dir: Path, config_path: str) -> str:
                  config_path], HEALTH_TIMEOUT_S, "health check")
 
 
+@_as_agent_error
 def apply_bundle(config: AgentConfig, config_path: str, source: str,
                  allow_downgrade: bool = False) -> Dict[str, Any]:
     """Verify, install, switch and check one bundle. Returns the command's result; the

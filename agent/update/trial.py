@@ -14,9 +14,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from agent.config import UpdateSection
 from agent.update import guard
 from agent.update.slots import running_slot
+from simpul_wire.config import UpdateSection
 
 log = logging.getLogger("simpul.update")
 

@@ -159,8 +159,8 @@ def _managed(args: argparse.Namespace) -> Dict[str, Any]:
     """The --collectors TOML text, validated, and which stream the final check awaits."""
     if not args.collectors:
         return {"managed": "", "stream": "any"}
-    from agent.config import parse_managed
-    from agent.errors import ConfigError
+    from simpul_wire.config import parse_managed
+    from simpul_wire.errors import ConfigError
 
     if sys.version_info >= (3, 11):
         import tomllib
@@ -195,8 +195,8 @@ def _card_inputs(args: argparse.Namespace) -> Dict[str, Any]:
 # -- steps ----------------------------------------------------------------------------
 def _install(bundle: Bundle, args: argparse.Namespace, card: Dict[str, Any],
              claim: Optional[Site]) -> None:
-    from agent.config import parse_config
-    from agent.errors import ConfigError
+    from simpul_wire.config import parse_config
+    from simpul_wire.errors import ConfigError
 
     text = render_config(bundle, args.box_dir, args.data_dir, card["ca"] is not None,
                          claim=claim, managed=card["managed"])

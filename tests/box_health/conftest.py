@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from agent.config import parse_config
+from simpul_wire.config import parse_config
 
 
 def sample_config(module):

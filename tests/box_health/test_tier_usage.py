@@ -8,7 +8,8 @@ import pytest
 
 from agent.collectors import tier_usage
 from agent.collectors.base import Accumulator
-from agent.collectors.tier_usage import TierUsageCollector, TierUsageConfig
+from agent.collectors.tier_usage import TierUsageCollector
+from simpul_wire.config.probes import TierUsageConfig
 from tests.box_health.conftest import parse_sample
 
 pytestmark = pytest.mark.py39

@@ -6,8 +6,9 @@ import pytest
 
 from agent.collectors import wan
 from agent.collectors.base import Accumulator
-from agent.collectors.wan import WanCollector, WanConfig, WanSample, parse_ping, tcp_probe
+from agent.collectors.wan import WanCollector, WanSample, parse_ping, tcp_probe
 from agent.errors import CollectorError
+from simpul_wire.config.probes import WanConfig
 from tests.box_health.conftest import parse_sample
 
 pytestmark = pytest.mark.py39

@@ -12,8 +12,8 @@ import agent.collectors.clients_capture as capture_mod
 from agent.clients.errors import ClientsError
 from agent.collectors.base import Accumulator, Collector
 from agent.collectors.registry import build
-from agent.config import parse_config
 from agent.errors import CollectorError
+from simpul_wire.config import parse_config
 from simulator.hotspot_fixtures import hostapd_sta_block
 
 

@@ -136,7 +136,8 @@ def test_interface_that_vanishes_becomes_unavailable(net):
     code = """
 import json, subprocess, time
 from agent.collectors.base import Accumulator
-from agent.collectors.clients_capture import CaptureCollector, CaptureConfig
+from agent.collectors.clients_capture import CaptureCollector
+from simpul_wire.config.clients import CaptureConfig
 from agent.errors import CollectorError
 subprocess.run(["ip", "link", "add", "dm0", "type", "veth", "peer", "name", "dm1"], check=True)
 subprocess.run(["ip", "link", "set", "dm0", "up"], check=True)
@@ -205,7 +206,8 @@ def test_arpscan_collector_and_rescan(net):
     code = f"""
 import json, time
 from agent.collectors.base import Accumulator
-from agent.collectors.clients_capture import ArpScanCollector, ArpScanConfig
+from agent.collectors.clients_capture import ArpScanCollector
+from simpul_wire.config.clients import ArpScanConfig
 c = ArpScanCollector(ArpScanConfig(type="clients_arpscan", name="scan", interface="br0",
                                    subnet="{SUBNET}.0/27", rate_pps=100, every_s=3600))
 c.start()

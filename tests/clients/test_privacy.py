@@ -15,8 +15,8 @@ from typing import Iterable, List
 from agent.clients.mac import parse_mac
 from agent.collectors.base import Accumulator
 from agent.collectors.registry import build
-from agent.config import parse_config
 from agent.errors import CollectorError
+from simpul_wire.config import parse_config
 from tests.clients.conftest import run_agent
 
 

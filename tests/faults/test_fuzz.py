@@ -14,8 +14,8 @@ from typing import Any, Dict, List
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import parse_config
-from agent.errors import ConfigError
+from simpul_wire.config import parse_config
+from simpul_wire.errors import ConfigError
 from simpul_wire.models import MODEL_BY_LEAF, TelemetryBatch, WireError, decode
 
 FUZZ = settings(max_examples=100, deadline=timedelta(seconds=2),

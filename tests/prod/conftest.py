@@ -8,7 +8,7 @@ from typing import Callable, Dict, Iterator, Tuple
 
 import pytest
 
-from agent.update import bundle as b
+from simpul_wire import bundle as b
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

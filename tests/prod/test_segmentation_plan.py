@@ -3,7 +3,7 @@
 import pytest
 
 from agent import segmentation as seg
-from agent.config import parse_config
+from simpul_wire.config import parse_config
 
 pytestmark = pytest.mark.py39
 

@@ -9,11 +9,11 @@ from typing import List
 
 import pytest
 
-from agent.config import parse_config
 from agent.control.builtin import CommandError
-from agent.update import bundle as b
 from agent.update.command import update_command
 from agent.update.slots import apply_bundle, version_key
+from simpul_wire import bundle as b
+from simpul_wire.config import parse_config
 
 pytestmark = pytest.mark.py39
 

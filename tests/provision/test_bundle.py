@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import parse_config
 from firmware_bridge.provision.bundle import (
     MARKER,
     Bundle,
@@ -20,6 +19,7 @@ from firmware_bridge.provision.bundle import (
     write_bundle,
 )
 from firmware_bridge.provision.errors import InputError, TargetError
+from simpul_wire.config import parse_config
 from simpul_wire.models import Claim, claim_epoch, decode, encode
 
 pytestmark = pytest.mark.py39

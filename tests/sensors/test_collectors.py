@@ -8,8 +8,8 @@ from agent.collectors import modbus as modbus_mod
 from agent.collectors import serial_sensors
 from agent.collectors.base import Accumulator
 from agent.collectors.registry import build
-from agent.config import parse_config
-from agent.errors import ConfigError
+from simpul_wire.config import parse_config
+from simpul_wire.errors import ConfigError
 from tests.sensors.conftest import wait_for
 
 HEAD = '[device]\ndevice_id = "box-1"\n'

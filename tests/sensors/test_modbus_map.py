@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from firmware_bridge.errors import RegisterMapError
 from firmware_bridge.modbus_map import (
-    Register,
     decode_value,
     encode_value,
     parse_register_map,
@@ -17,6 +16,7 @@ from firmware_bridge.modbus_map import (
     silence_s,
     split_by_silence,
 )
+from simpul_wire.config.registers import Register
 
 pytestmark = pytest.mark.py39
 

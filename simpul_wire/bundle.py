@@ -1,4 +1,8 @@
-"""The signed update bundle: format, signing and verification (pure, no installing).
+"""The signed update bundle: format, signing and verification (no installing).
+
+Part of the contract: the fleet signs (`simpul-fleet update sign`) and the box verifies
+with these same functions, so the two can never disagree on what a valid bundle is.
+Refusals raise simpul_wire.errors.UpdateError (SignatureError for an untrusted one).
 
 A bundle is an uncompressed tar (the wheels inside are compressed already):
 
@@ -26,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from agent.errors import AgentError
+from simpul_wire.errors import SignatureError, UpdateError
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -35,14 +39,6 @@ WHEELS = "wheels/"
 MAX_SMALL_MEMBER = 1024 * 1024
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.+-]+\.whl$")
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$")
-
-
-class UpdateError(AgentError):
-    """An update that was refused or failed; the message says which step and why."""
-
-
-class SignatureError(UpdateError):
-    """The bundle is not signed by a key this box trusts; nothing was installed."""
 
 
 @dataclass(frozen=True)
