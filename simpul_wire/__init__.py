@@ -1,8 +1,15 @@
 """The one wire contract shared by agent, fleet_api and simulator.
 
-Importing it needs pydantic only, so a box never pulls in the fleet side.
+    models.py, topics.py   MQTT payloads and topics        errors.py  its exceptions
+    config/                the box's TOML file and desired config (schema only)
+    bundle.py              the signed update bundle        ids.py     DeviceId
+    transport.py           how both ends tune the MQTT socket
+
+Importing it needs pydantic only (bundle signing and checking: cryptography, lazily),
+so a box never pulls in the fleet side, nor the fleet the agent.
 """
 
+from simpul_wire.ids import DeviceId
 from simpul_wire.models import (
     CLAIM_STREAM,
     SCHEMA_VERSION,
@@ -35,6 +42,7 @@ __all__ = [
     "Command",
     "CommandResult",
     "DesiredConfig",
+    "DeviceId",
     "HealthBatch",
     "Record",
     "ReportedConfig",

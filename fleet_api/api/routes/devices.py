@@ -18,7 +18,8 @@ from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
 from fleet_api.deps import DeviceId, Offset, ServicesDep, StorableTime, Technician, Viewer
 from fleet_api.presence import ingest_alive
 from fleet_api.revoke import is_pending
-from simpul_wire.topics import reserved_device_id, valid_device_id
+from simpul_wire.ids import DeviceId as WireDeviceId  # the body's; deps.DeviceId is a path's
+from simpul_wire.topics import reserved_device_id
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -33,7 +34,7 @@ class DeviceCreate(RequestBody):
         "device_id": "taman-kota-01", "site": "Taman Kota", "kind": "wifi",
         "district": "Kota Barat", "lat": -6.2, "lon": 106.8, "tags": ["park"]}]})
 
-    device_id: str = Field(min_length=2, max_length=63)
+    device_id: WireDeviceId = Field(min_length=2, max_length=63)
     site: str = Field(min_length=1, max_length=200)
     kind: Kind
     district: str = Field(min_length=1, max_length=100)
@@ -43,9 +44,7 @@ class DeviceCreate(RequestBody):
 
     @field_validator("device_id")
     @classmethod
-    def _device_id(cls, value: str) -> str:
-        if not valid_device_id(value):
-            raise ValueError("must be 2-63 characters of a-z, 0-9 and '-'")
+    def _not_reserved(cls, value: str) -> str:
         reserved = reserved_device_id(value)
         if reserved:
             raise ValueError(reserved)
