@@ -8,11 +8,13 @@ from agent.errors import ConfigError
 from simpul_wire import errors as wire
 from simpul_wire.config import (
     AgentConfig,
-    # agent/claim.py still imports ClaimSection from here; it belongs to the box's own
-    # rework (issue #17), which imports it from simpul_wire.config. Then drop this name.
-    ClaimSection,  # noqa: F401
+    ClaimSection,
     parse_config,
 )
+
+# AgentConfig: what load_config returns. ClaimSection: agent/claim.py still imports it
+# from here; the box's rework (issue #17) takes it from simpul_wire.config, then drop it.
+__all__ = ["AgentConfig", "ClaimSection", "load_config"]
 
 
 def load_config(path: str) -> AgentConfig:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from simpul_wire.bundle import (
-    UpdateError,
     build_manifest,
     decode_public_key,
     extract_wheels,
@@ -39,6 +38,7 @@ from simpul_wire.bundle import (
     sign_manifest,
     write_bundle,
 )
+from simpul_wire.errors import UpdateError
 
 
 def register(sub: Any) -> None:

@@ -14,7 +14,8 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Type, T
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from simpul_wire.errors import WireError
+# decode() raises it, so importers of the models may take it from here too.
+from simpul_wire.errors import WireError as WireError
 
 SCHEMA_VERSION = 1
 # Largest payload the contract allows; the broker's message_size_limit matches it.
