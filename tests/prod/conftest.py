@@ -15,7 +15,8 @@ PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 # Builds of the agent that go wrong on purpose, each a patch of (file, old, new).
 BROKEN = {
     # A bug that points the broker at the wrong port: the health check cannot reach it.
-    "health": ("simpul_wire/config/sections.py", "return parts.hostname or \"127.0.0.1\", parts.port or default",
+    "health": ("simpul_wire/config/sections.py",
+               "return parts.hostname or \"127.0.0.1\", parts.port or default",
                "return parts.hostname or \"127.0.0.1\", (parts.port or default) + 1"),
     # Starts, then dies: systemd would restart it again and again.
     "crash": ("agent/commands/run.py", "    from agent.config import load_config\n",
