@@ -11,7 +11,7 @@ from typing import List
 import pytest
 
 from tests.harness import Fleet, free_port
-from tests.provision.helpers import CLI, env, field, one_line_error
+from tests.field.helpers import CLI, env, field, one_line_error
 
 ONLINE = ["provision", "--site", "Halte", "--kind", "wifi", "--district", "Barat",
           "--lat", "-6.2", "--lon", "106.8", "--no-check"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from firmware_bridge.provision.bundle import (
+from simpul_field.provision.bundle import (
     MARKER,
     Bundle,
     Site,
@@ -19,7 +19,7 @@ from firmware_bridge.provision.bundle import (
     render_config,
     write_bundle,
 )
-from firmware_bridge.provision.errors import InputError, TargetError
+from simpul_field.provision.errors import InputError, TargetError
 from simpul_wire.models import Claim, claim_epoch, decode, encode
 
 pytestmark = pytest.mark.py39
