@@ -339,7 +339,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    _require(args, "segno", *(["httpx"] if args.check else []))
+    _require(args, *(["httpx"] if args.check else []), "segno")
     source = args.bundle
     bundle = parse_bundle(_read(source, "the bundle").decode(errors="replace"), source)
     site = _check_site(args)
