@@ -32,6 +32,6 @@ def test_firmware_bridge_imports_nothing_above_it() -> None:
     proc = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, text=True,
                           capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    count, above = (proc.stdout.splitlines() + ["", ""])[:2]
+    count, above = [*proc.stdout.splitlines(), "", ""][:2]
     assert int(count) >= 10  # every module was imported, the flasher's included
     assert above == "", f"firmware_bridge loaded {above}"

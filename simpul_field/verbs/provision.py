@@ -9,7 +9,8 @@
 
 The fleet comes from --fleet or SIMPUL_FLEET, the token from --token-file or
 SIMPUL_TOKEN (never from the command line, where `ps` shows it). Exit codes are in
-simpul_field/provision/errors.py (2 also when a package of the field extra is missing). docs/provisioning.md walks a technician through it.
+simpul_field/provision/errors.py (2 also when a package of the field extra is
+missing). docs/provisioning.md walks a technician through it.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from simpul_field.extras import require
 from simpul_field.provision.bundle import (
     Bundle,
     Site,
@@ -34,7 +36,6 @@ from simpul_field.provision.errors import (
     ProvisionError,
     TargetError,
 )
-from simpul_field.extras import require
 
 KINDS = ("wifi", "cctv", "sensor")
 DEFAULT_BOX_DIR = "/etc/simpul"
