@@ -43,7 +43,7 @@ def timed(argv: List[str]) -> float:
 
 
 def bench(board: str, pty: str, image: Path, runs: int, quiet_gap: float) -> None:
-    ours = [sys.executable, "-m", "firmware_bridge.cli", "flash", "--port", pty,
+    ours = [sys.executable, "-m", "simpul_field.cli", "flash", "--port", pty,
             "--hex", str(image), "--quiet"]
     ref = ["avrdude", "-q", "-q", "-c", "arduino", "-p", "m328p", "-P", pty, "-b",
            "115200", "-U", f"flash:w:{image}:i"]

@@ -23,7 +23,7 @@ from typing import List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from firmware_bridge.provision.bundle import (  # noqa: E402
+from simpul_field.provision.bundle import (  # noqa: E402
     Bundle,
     bundle_files,
     render_config,
@@ -35,7 +35,7 @@ from tests.harness import Broker, Fleet, scratch_dir  # noqa: E402
 def batch_seconds(fleet: Fleet, token: str, count: int, out: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(REPO), SIMPUL_FLEET=fleet.url, SIMPUL_TOKEN=token)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "firmware_bridge.cli", "provision", "batch",
+    subprocess.run([sys.executable, "-m", "simpul_field.cli", "provision", "batch",
                     "--count", str(count), "--kind", "wifi", "--out", str(out)],
                    env=env, check=True, capture_output=True, timeout=600)
     return time.perf_counter() - t0

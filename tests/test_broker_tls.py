@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware_bridge.provision.bundle import installed_device
-from firmware_bridge.provision.tls import new_key_and_csr
+from simpul_field.provision.bundle import installed_device
+from simpul_field.provision.tls import new_key_and_csr
+from tests.field.helpers import SYNTHETIC, spawn
 from tests.harness import Broker, Fleet, agent_process, telemetry, wait_until
-from tests.provision.helpers import SYNTHETIC, spawn
 
 pytestmark = pytest.mark.slow
 

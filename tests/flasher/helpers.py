@@ -56,7 +56,7 @@ class Proc:
 
 
 def run_cli(*args: str, timeout: float = 120) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run([PY, "-m", "firmware_bridge.cli", *args], capture_output=True,
+    return subprocess.run([PY, "-m", "simpul_field.cli", *args], capture_output=True,
                           text=True, env=env(), timeout=timeout)
 
 

@@ -110,7 +110,7 @@ def test_no_reset_no_sync_then_the_reset_button(simboard, avr_build: Path) -> No
     assert "flashed and verified" not in done.stdout
 
     flasher = subprocess.Popen(
-        [PY, "-m", "firmware_bridge.cli", "flash", "--port", board.pty, "--hex", firmware,
+        [PY, "-m", "simpul_field.cli", "flash", "--port", board.pty, "--hex", firmware,
          "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     assert flasher.stderr is not None
     first = flasher.stderr.readline()   # printed once the port is open, before sync

@@ -5,10 +5,10 @@ import os
 import pytest
 import serial
 
-from firmware_bridge.cli import build_parser
 from firmware_bridge.flasher.boards import PROFILES, get_profile
 from firmware_bridge.flasher.flash import no_sync_advice
 from firmware_bridge.flasher.reset import dtr_rts_pulse
+from simpul_field.cli import build_parser
 
 
 @pytest.mark.py39

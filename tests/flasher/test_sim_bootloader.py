@@ -113,4 +113,4 @@ def test_a_missing_port_and_a_bad_image(tmp_path, firmware_hex) -> None:
     bad.write_text(":0400000001020304FF\n")
     done = run_cli("flash", "--port", str(tmp_path / "ttyUSB9"), "--hex", str(bad))
     assert done.returncode == 3 and "not a valid Intel HEX" in done.stderr
-    assert (REPO / "firmware_bridge" / "cli.py").exists()
+    assert (REPO / "simpul_field" / "cli.py").exists()

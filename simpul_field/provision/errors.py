@@ -1,6 +1,6 @@
 """Provisioning errors: each is one plain line for the technician, with an exit code.
 
-    ProvisionError (BridgeError)        exit 1
+    ProvisionError (FieldError)         exit 1
     ├── InputError        bad option values, unreadable input files       exit 2
     ├── FleetError        the fleet answered, but not yes                 exit 3
     │   ├── AuthError       401/403: the token                            exit 4
@@ -10,10 +10,10 @@
     └── NotOnlineError    the check timed out; names what is missing      exit 8
 """
 
-from firmware_bridge.errors import BridgeError
+from simpul_field.errors import FieldError
 
 
-class ProvisionError(BridgeError):
+class ProvisionError(FieldError):
     exit_code = 1
 
 

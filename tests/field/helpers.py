@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from firmware_bridge.provision.bundle import installed_device
+from simpul_field.provision.bundle import installed_device
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-CLI = [PY, "-m", "firmware_bridge.cli"]
+CLI = [PY, "-m", "simpul_field.cli"]
 
 SYNTHETIC = ('[publish]\nsample_interval_s = 0.5\nhealth_interval_s = 2\n\n'
              '[[collectors]]\ntype = "synthetic"\nname = "air"\n'

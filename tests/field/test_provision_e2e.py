@@ -12,9 +12,9 @@ from typing import Any, Dict
 import pytest
 
 from agent.config import load_config
-from firmware_bridge.provision.bundle import installed_device
+from simpul_field.provision.bundle import installed_device
+from tests.field.helpers import SYNTHETIC, field, spawn
 from tests.harness import Fleet, Process, agent_process, device, telemetry, wait_until
-from tests.provision.helpers import SYNTHETIC, field, spawn
 
 pytestmark = pytest.mark.slow
 

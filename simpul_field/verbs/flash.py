@@ -4,7 +4,9 @@
     simpul-field flash --port /dev/ttyUSB0 --bin app.bin --board esp32 [--address 0x10000]
 
 Exit codes: 0 flashed and verified; 2 bad usage; 3 image; 4 port; 5 no sync;
-6 protocol; 7 wrong board; 8 verify mismatch (see firmware_bridge/flasher/errors.py).
+6 protocol; 7 wrong board; 8 verify mismatch (see firmware_bridge/flasher/errors.py);
+2 also when a package of the field extra is missing. The flasher itself is
+firmware_bridge/flasher/; this is its command line.
 """
 
 import argparse
@@ -13,6 +15,7 @@ from typing import Any
 
 from firmware_bridge.flasher.boards import DEFAULT_BOARD, ESPTOOL, PROFILES
 from firmware_bridge.flasher.errors import ImageError
+from simpul_field.extras import require
 
 
 def _board_help() -> str:
@@ -58,6 +61,8 @@ def _flash(args: argparse.Namespace) -> int:
     if profile.protocol == ESPTOOL:
         if not args.bin:
             raise ImageError(f"{profile.name} takes an application .bin: use --bin, not --hex")
+        require("flash", "serial", "esptool",
+                note=None if sys.version_info >= (3, 10) else "esptool 5 needs Python 3.10+")
         from firmware_bridge.flasher.esp import flash_esp
 
         esp = flash_esp(args.port, args.bin, profile, address=args.address,
@@ -67,6 +72,7 @@ def _flash(args: argparse.Namespace) -> int:
         return 0
     if not args.hex:
         raise ImageError(f"{profile.name} takes an Intel HEX image: use --hex, not --bin")
+    require("flash", "serial", "intelhex", "tqdm")
     from firmware_bridge.flasher.flash import flash_avr
     from firmware_bridge.flasher.image import load_hex
     from firmware_bridge.flasher.reset import dtr_rts_pulse, no_reset

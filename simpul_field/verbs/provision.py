@@ -9,7 +9,8 @@
 
 The fleet comes from --fleet or SIMPUL_FLEET, the token from --token-file or
 SIMPUL_TOKEN (never from the command line, where `ps` shows it). Exit codes are in
-firmware_bridge/provision/errors.py. docs/provisioning.md walks a technician through it.
+simpul_field/provision/errors.py (2 also when a package of the field extra is
+missing). docs/provisioning.md walks a technician through it.
 """
 
 import argparse
@@ -18,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from firmware_bridge.provision.bundle import (
+from simpul_field.extras import require
+from simpul_field.provision.bundle import (
     Bundle,
     Site,
     bundle_files,
@@ -28,7 +30,7 @@ from firmware_bridge.provision.bundle import (
     write_bundle,
     write_bundle_file,
 )
-from firmware_bridge.provision.errors import (
+from simpul_field.provision.errors import (
     FleetError,
     InputError,
     ProvisionError,
@@ -124,6 +126,16 @@ def register(subparsers: Any) -> None:
 
 
 # -- inputs ---------------------------------------------------------------------------
+def _require(args: argparse.Namespace, *modules: str) -> None:
+    """Before anything is registered or written: every package this run will import."""
+    extra = []
+    if getattr(args, "collectors", None) and sys.version_info < (3, 11):
+        extra.append("tomli")
+    if getattr(args, "tls", False):
+        extra.append("cryptography")
+    require("provision", *modules, *extra)
+
+
 def _read(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -132,7 +144,7 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from firmware_bridge.provision.fleet import FleetClient  # httpx only when needed
+    from simpul_field.provision.fleet import FleetClient  # httpx only when needed
 
     if not args.fleet:
         raise InputError("no fleet: give --fleet URL or set SIMPUL_FLEET")
@@ -159,8 +171,7 @@ def _managed(args: argparse.Namespace) -> Dict[str, Any]:
     """The --collectors TOML text, validated, and which stream the final check awaits."""
     if not args.collectors:
         return {"managed": "", "stream": "any"}
-    from simpul_wire.config import parse_managed
-    from simpul_wire.errors import ConfigError
+    from simpul_field.provision.agent_config import managed_sections
 
     if sys.version_info >= (3, 11):
         import tomllib
@@ -169,11 +180,10 @@ def _managed(args: argparse.Namespace) -> Dict[str, Any]:
 
     text = _read(args.collectors, "the collectors file").decode(errors="replace")
     try:
-        managed = parse_managed(tomllib.loads(text))
+        table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{args.collectors}: not valid TOML: {exc}") from exc
-    except ConfigError as exc:
-        raise InputError(f"{args.collectors}: {exc}") from exc
+    managed = managed_sections(table, args.collectors)
     # With a telemetry collector configured, wait for telemetry proper, else any record.
     streams = {getattr(c, "stream", "health" if c.type == "health" else "telemetry")
                for c in managed.collectors}
@@ -195,15 +205,11 @@ def _card_inputs(args: argparse.Namespace) -> Dict[str, Any]:
 # -- steps ----------------------------------------------------------------------------
 def _install(bundle: Bundle, args: argparse.Namespace, card: Dict[str, Any],
              claim: Optional[Site]) -> None:
-    from simpul_wire.config import parse_config
-    from simpul_wire.errors import ConfigError
+    from simpul_field.provision.agent_config import check_agent_config
 
     text = render_config(bundle, args.box_dir, args.data_dir, card["ca"] is not None,
                          claim=claim, managed=card["managed"])
-    try:
-        parse_config(text, "agent.toml")
-    except ConfigError as exc:
-        raise InputError(f"the agent config would not load: {exc}") from exc
+    check_agent_config(text)
     write_bundle(card["target"], bundle.device_id, bundle_files(bundle, text, card["ca"]),
                  force=args.force)
     print(f"wrote the bundle of {bundle.device_id} to {card['target']}")
@@ -215,7 +221,7 @@ def _with_certificate(client: Any, bundle: Bundle, card: Dict[str, Any]
     the card (unless --ca named one)."""
     from dataclasses import replace
 
-    from firmware_bridge.provision.tls import new_key_and_csr
+    from simpul_field.provision.tls import new_key_and_csr
 
     key_pem, csr_pem = new_key_and_csr(bundle.device_id)
     issued = client.certificate(bundle.device_id, csr_pem)
@@ -229,7 +235,7 @@ def _with_certificate(client: Any, bundle: Bundle, card: Dict[str, Any]
 
 
 def _label(bundle: Bundle, site: Optional[str], args: argparse.Namespace) -> None:
-    from firmware_bridge.provision.label import print_label, write_label
+    from simpul_field.provision.label import print_label, write_label
 
     path = Path(args.label or f"{bundle.device_id}-label.svg")
     write_label(path, bundle.device_id, site, bundle.claim_code)
@@ -239,7 +245,7 @@ def _label(bundle: Bundle, site: Optional[str], args: argparse.Namespace) -> Non
 
 def _check(client: Any, device_id: str, timeout: float, stream: str = "any",
            claim_code: Optional[str] = None) -> int:
-    from firmware_bridge.provision.check import wait_online
+    from simpul_field.provision.check import wait_online
 
     wait_online(client, device_id, timeout, stream=stream, claim_code=claim_code)
     what = "telemetry" if stream == "telemetry" else "records"
@@ -248,6 +254,7 @@ def _check(client: Any, device_id: str, timeout: float, stream: str = "any",
 
 
 def run_register(args: argparse.Namespace) -> int:
+    _require(args, "httpx", "segno")
     missing = [f"--{n.replace('_', '-')}" for n in ("device_id", "site", "kind", "district",
                                                       "lat", "lon")
                if getattr(args, n) is None]
@@ -291,6 +298,7 @@ def run_register(args: argparse.Namespace) -> int:
 
 
 def run_batch(args: argparse.Namespace) -> int:
+    _require(args, "httpx", "segno")
     if not 1 <= args.count <= 100000:
         raise InputError("--count must be 1..100000")
     out = Path(args.out)
@@ -298,7 +306,7 @@ def run_batch(args: argparse.Namespace) -> int:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise TargetError(f"cannot create {out}: {exc.strerror or exc}") from exc
-    from firmware_bridge.provision.label import write_label
+    from simpul_field.provision.label import write_label
 
     made: List[Bundle] = []
     with _client(args) as client:
@@ -332,6 +340,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
 
 def run_install(args: argparse.Namespace) -> int:
+    _require(args, *(["httpx"] if args.check else []), "segno")
     source = args.bundle
     bundle = parse_bundle(_read(source, "the bundle").decode(errors="replace"), source)
     site = _check_site(args)
@@ -348,6 +357,7 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    _require(args, "httpx")
     with _client(args) as client:
         return _check(client, args.device_id, args.timeout, args.stream, args.claim_code)
 

@@ -12,7 +12,7 @@ from typing import List
 
 import pytest
 
-from firmware_bridge.provision.bundle import (
+from simpul_field.provision.bundle import (
     MARKER,
     Bundle,
     bundle_files,
@@ -20,8 +20,8 @@ from firmware_bridge.provision.bundle import (
     render_config,
     write_bundle,
 )
-from firmware_bridge.provision.errors import TargetError
-from tests.provision.helpers import CLI, REPO, env, is_whole_or_absent
+from simpul_field.provision.errors import TargetError
+from tests.field.helpers import CLI, REPO, env, is_whole_or_absent
 
 NEW = Bundle(device_id="box-new", kind="wifi", mqtt_url="mqtt://127.0.0.1:1883",
              password="new-password", claim_code="NEWW-NEWW-NEWW")
@@ -61,8 +61,8 @@ def test_injected_failure_after_each_file(tmp_path: Path, after: str, replace: b
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from firmware_bridge.provision.bundle import Bundle, bundle_files, write_bundle
-from tests.provision.test_interrupted import NEW, files
+from simpul_field.provision.bundle import Bundle, bundle_files, write_bundle
+from tests.field.test_interrupted import NEW, files
 target = Path(sys.argv[1])
 def pause(name):
     if name == sys.argv[2]:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, TextIO
 
-from firmware_bridge.provision.errors import NotOnlineError, UnreachableError
-from firmware_bridge.provision.fleet import FleetClient
+from simpul_field.provision.errors import NotOnlineError, UnreachableError
+from simpul_field.provision.fleet import FleetClient
 
 STREAMS = ("telemetry", "health", "any")
 

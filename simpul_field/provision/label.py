@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 import segno
 
-from firmware_bridge.provision.errors import InputError, TargetError
+from simpul_field.provision.errors import InputError, TargetError
 
 
 def qr_payload(device_id: str, claim_code: Optional[str]) -> str:

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 
-from firmware_bridge.provision.errors import (
+from simpul_field.provision.errors import (
     AuthError,
     ConflictError,
     FleetError,

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from firmware_bridge.provision.errors import InputError, TargetError
+from simpul_field.provision.errors import InputError, TargetError
 
 BUNDLE_FORMAT = "simpul-bundle/1"
 MARKER = "COMPLETE"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_bridge.provision.bundle import (
+from simpul_field.provision.bundle import (
     MARKER,
     Bundle,
     Site,
@@ -18,7 +18,7 @@ from firmware_bridge.provision.bundle import (
     render_config,
     write_bundle,
 )
-from firmware_bridge.provision.errors import InputError, TargetError
+from simpul_field.provision.errors import InputError, TargetError
 from simpul_wire.config import parse_config
 from simpul_wire.models import Claim, claim_epoch, decode, encode
 

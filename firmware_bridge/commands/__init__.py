@@ -1,1 +1,0 @@
-"""`simpul-field` subcommands, one module each (see firmware_bridge/cli.py)."""
