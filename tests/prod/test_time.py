@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 import pytest
 
 from agent.box import Box
-from agent.commands.run import read_password
+from agent.cli.run import read_password
 from agent.config import load_config
 from agent.reactor import Reactor
 from agent.timesync import ClockJumps, parse_timedatectl, synced_from_adjtimex

@@ -1,6 +1,6 @@
 """`simpul-agent`: the daemon and the technician's tools on the box.
 
-Every subcommand lives in agent/commands/<name>.py with `register(subparsers)`, which
+Every subcommand lives in agent/cli/<name>.py with `register(subparsers)`, which
 adds its parser and sets `func` to a callable taking the parsed args and returning the
 exit code. Errors the agent raises on purpose become one plain line, never a traceback.
 """
@@ -10,8 +10,8 @@ import importlib
 import sys
 from typing import Callable, List, Optional
 
-from agent import __version__
 from agent.errors import AgentError
+from agent.version import installed_version
 
 # Registered by name, in the order --help lists them.
 COMMAND_MODULES = ["run", "doctor", "sensor", "clients", "tier", "segment", "update"]
@@ -21,11 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simpul-agent", description="Simpul agent for a public Wi-Fi / CCTV / sensor point"
     )
-    parser.add_argument("--version", action="version", version=f"simpul-agent {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"simpul-agent {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        module = importlib.import_module(f"agent.commands.{name}")
+        module = importlib.import_module(f"agent.cli.{name}")
         module.register(sub)
     return parser
 

@@ -1,0 +1,2 @@
+"""`simpul-sim`'s verbs, one module each (`register(subparsers)`), registered in order by
+simulator.cli.main."""
