@@ -75,9 +75,9 @@ class Link:
         self._retry: Optional[Timer] = None
         self._stopped = False
         # Credential rotation (agent.credentials): the password for each attempt, and
-        # each CONNACK's verdict.
+        # each CONNACK's verdict (one listener: rotation is the only one that asks).
         self.password_source: Optional[Callable[[], Optional[str]]] = None
-        self.auth_hooks: List[Callable[[bool], None]] = []
+        self.on_auth: Optional[Callable[[bool], None]] = None
         self.client = self._make_client()
         reactor.attach(self.client)
 
@@ -153,8 +153,8 @@ class Link:
 
     def _connected(self, client: mqtt.Client, _ud: object, _flags: object,
                    reason: ReasonCode, _props: object) -> None:
-        for hook in self.auth_hooks:
-            hook(not reason.is_failure)
+        if self.on_auth is not None:
+            self.on_auth(not reason.is_failure)
         if reason.is_failure:
             self.refused += 1
             log.warning("broker refused the connection: %s", reason)

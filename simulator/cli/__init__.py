@@ -1,2 +1,34 @@
-"""`simpul-sim`'s verbs, one module each (`register(subparsers)`), registered in order by
-simulator.cli.main."""
+"""`simpul-sim`: simulated fleets, sensors, hotspots and boards.
+
+Each verb lives in simulator/cli/<name>.py with `register(subparsers)`; `python -m
+simulator.cli` runs `main` through __main__.py.
+"""
+
+import argparse
+import importlib
+from typing import Callable, List, Optional
+
+from agent.version import installed_version
+
+COMMAND_MODULES: List[str] = ["fleet", "sensor", "bootloader", "rtsp", "hotspot"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simpul-sim", description="Simpul simulators")
+    parser.add_argument("--version", action="version",
+                        version=f"simpul-sim {installed_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"simulator.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+

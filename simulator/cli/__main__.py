@@ -2,6 +2,6 @@
 
 import sys
 
-from simulator.cli.main import main
+from simulator.cli import main
 
 sys.exit(main())

@@ -64,7 +64,7 @@ def test_nft_json_read_back() -> None:
 
 
 def test_segment_show_and_missing_section(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from agent.cli.main import main
+    from agent.cli import main
 
     doc = seg.__doc__ or ""
     toml = "\n".join(line.strip() for line in doc[doc.index("[segmentation]"):].splitlines())
