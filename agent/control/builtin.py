@@ -129,9 +129,10 @@ def rescan_clients(collectors: Callable[[], List[Any]]) -> Handler:
     def run(_args: Dict[str, Any]) -> Dict[str, Any]:
         done = []
         for collector in collectors():
+            name = collector.name
             if isinstance(collector, Rescannable):
                 collector.rescan()
-                done.append(collector.name)
+                done.append(name)
         if not done:
             raise CommandError("no client counter is configured on this box")
         return {"rescanned": done}
