@@ -8,7 +8,6 @@ import pytest
 from agent import __version__
 
 
-
 # The box's CLI also runs in the py39 chroot; the simulator is not installed there.
 @pytest.mark.parametrize("module,prog", [
     pytest.param("agent.cli", "simpul-agent", marks=pytest.mark.py39),

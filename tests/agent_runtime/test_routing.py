@@ -4,7 +4,7 @@ from typing import List, Tuple
 
 import pytest
 
-from agent.routing import RouteTaken, Router
+from agent.routing import Router, RouteTaken
 from simpul_wire.models import Ack, encode
 from simpul_wire.topics import topic
 
