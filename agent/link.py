@@ -10,7 +10,7 @@ import logging
 import random
 import ssl
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -210,12 +210,6 @@ class Link:
     def _message(self, _client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
         if self._on_message:
             self._on_message(msg.topic, bytes(msg.payload))
-
-    def drop_pending(self) -> List[AckCallback]:
-        """Forget all unacknowledged publishes (their records stay in the outbox)."""
-        callbacks = list(self._pending.values())
-        self._pending.clear()
-        return callbacks
 
     def stop(self) -> None:
         """Say offline on purpose (retained), then disconnect."""
