@@ -28,7 +28,7 @@ class Box:
     def __init__(self, config: AgentConfig, reactor: Reactor, password: Optional[str],
                  outbox: Optional[Outbox] = None, clock: WallClock = time.time,
                  collectors: Optional[List[Collector]] = None) -> None:
-        self.config = config
+        self._config = config
         self.device_id = config.device.device_id
         self.reactor = reactor
         self.clock = clock
@@ -63,6 +63,17 @@ class Box:
         self.router.route_ack(None, self.sender.on_ack)
 
     @property
+    def config(self) -> AgentConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: AgentConfig) -> None:
+        """A new managed config (the twin's restore and swap): its [publish] reaches the
+        sampler's schedule and the sender's pacing."""
+        self._config = config
+        self.sampler.publish = self.sender.publish = config.publish
+
+    @property
     def collectors(self) -> List[Collector]:
         """The running collector set (the sampler's)."""
         return self.sampler.collectors
@@ -85,7 +96,6 @@ class Box:
         old = (self.config, self.collectors)
         self.sampler.stop_schedule()
         self.config = config
-        self.sampler.publish = self.sender.publish = config.publish
         self.collectors = collectors
         self.outbox.max_bytes = config.outbox.max_bytes
         self.outbox.max_age_s = config.outbox.max_age_s
