@@ -129,13 +129,13 @@ def test_box_that_says_unsynced_too_long_gets_an_alert(scratch: Path, broker: Br
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The box's own report, `ntp_synced: false`, stored per device; past the fleet's
     --clock-alert-after it opens a clock alert, and a synced report resolves it."""
-    import agent.box
+    import agent.sender
 
     fleet = Fleet(scratch, broker)
     fleet.process.args += ["--clock-alert-after", "2", "--alert-interval", "0.5"]
     fleet.start()
     synced = [False]
-    monkeypatch.setattr(agent.box, "ntp_synced", lambda _monotonic: synced[0])
+    monkeypatch.setattr(agent.sender, "ntp_synced", lambda _monotonic: synced[0])
     reg = fleet.register("box-ntp")
     config = load_config(str(write_agent_config(scratch, "box-ntp", reg["mqtt"], COLLECTORS)))
     reactor = Reactor()
