@@ -4,7 +4,8 @@ A box provisioned offline (`simpul-field provision install`) carries a [claim] s
 with its claim code and the site details the technician gave. On every connection the
 box publishes the claim (QoS 1, on its `claim` leaf), and again every `retry_s` while
 no answer came. The fleet answers on the box's `ack` leaf with stream "claim" and
-epoch `claim_epoch(code)`; Box routes that to `on_ack`. An accepted claim leaves a
+epoch `claim_epoch(code)`; the router (agent/routing.py) hands that to `on_ack`, wired
+by `wire` where the agent is built (agent/daemon.py). An accepted claim leaves a
 marker file in the data dir naming the code, so later starts publish nothing; a
 refused one is logged and not retried until the agent starts again (a technician
 has to look at it, and a restart after the fix claims again).
@@ -20,15 +21,14 @@ has to look at it, and a restart after the fix claims again).
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from agent.config import ClaimSection
-from agent.reactor import Timer
+from agent.link import Link
+from agent.reactor import Reactor, Timer
+from agent.routing import Router
+from simpul_wire.config import AgentConfig, ClaimSection
 from simpul_wire.models import CLAIM_STREAM, Ack, Claim, claim_epoch, encode
 from simpul_wire.topics import topic
-
-if TYPE_CHECKING:  # pragma: no cover
-    from agent.box import Box
 
 log = logging.getLogger("simpul.claim")
 
@@ -56,9 +56,13 @@ def _write_marker(data_dir: str, code: str) -> None:
 
 
 class Claimer:
-    def __init__(self, box: "Box", section: ClaimSection, retry_s: float = RETRY_S) -> None:
-        self.box = box
+    def __init__(self, section: ClaimSection, device_id: str, data_dir: str, link: Link,
+                 reactor: Reactor, retry_s: float = RETRY_S) -> None:
         self.section = section
+        self.device_id = device_id
+        self.data_dir = data_dir
+        self.link = link
+        self.reactor = reactor
         self.retry_s = retry_s
         self.epoch = claim_epoch(section.code)
         self.done = False
@@ -68,18 +72,8 @@ class Claimer:
         self._last_sent = float("-inf")
         self._timer: Optional[Timer] = None
 
-    @classmethod
-    def attach(cls, box: "Box") -> Optional["Claimer"]:
-        """A Claimer for a box that still has to claim, routed its answers; else None."""
-        section = box.config.claim
-        if section is None or claimed_already(box.config.device.data_dir, section.code):
-            return None
-        claimer = cls(box, section)
-        box.ack_handlers[CLAIM_STREAM] = claimer.on_ack
-        return claimer
-
     def start(self) -> None:
-        self._timer = self.box.reactor.call_every(CHECK_S, self._tick, first=0.0)
+        self._timer = self.reactor.call_every(CHECK_S, self._tick, first=0.0)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -89,18 +83,18 @@ class Claimer:
         if self.done:
             self.stop()
             return
-        connected = self.box.link.connected
+        connected = self.link.connected
         fresh = connected and not self._was_connected
         self._was_connected = connected
-        now = self.box.reactor.monotonic()
+        now = self.reactor.monotonic()
         if connected and (fresh or now - self._last_sent >= self.retry_s):
             self._publish(now)
 
     def _publish(self, now: float) -> None:
         s = self.section
-        claim = Claim(device_id=self.box.device_id, claim_code=s.code, site=s.site,
+        claim = Claim(device_id=self.device_id, claim_code=s.code, site=s.site,
                       district=s.district, lat=s.lat, lon=s.lon)
-        if self.box.link.publish(topic(self.box.device_id, "claim"), encode(claim)):
+        if self.link.publish(topic(self.device_id, "claim"), encode(claim)):
             self._last_sent = now
             self.sent += 1
             log.info("claiming registration with code %s", s.code)
@@ -116,7 +110,18 @@ class Claimer:
                       ack.rejected, self.section.code)
             return
         try:
-            _write_marker(self.box.config.device.data_dir, self.section.code)
+            _write_marker(self.data_dir, self.section.code)
         except OSError as exc:  # claims again on the next start; the fleet answers the same
             log.warning("claim accepted, but cannot write its marker: %s", exc)
         log.info("the fleet recorded this box's claim")
+
+
+def wire(config: AgentConfig, link: Link, reactor: Reactor, router: Router
+         ) -> Optional[Claimer]:
+    """A Claimer for a box that still has to claim, routed its answers; else None."""
+    section = config.claim
+    if section is None or claimed_already(config.device.data_dir, section.code):
+        return None
+    claimer = Claimer(section, config.device.device_id, config.device.data_dir, link, reactor)
+    router.route_ack(CLAIM_STREAM, claimer.on_ack)
+    return claimer

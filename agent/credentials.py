@@ -14,7 +14,7 @@ and a fleet that reverts the switch finds the box still holding the old one.
 
 The Link asks `password()` before each connection attempt and tells `auth_result(ok)`
 after each CONNACK; that is the only coupling (agent.link: `password_source` and
-`auth_hooks`). Passwords never appear in logs or command results.
+`on_auth`). Passwords never appear in logs or command results.
 """
 
 import logging
@@ -145,7 +145,7 @@ def attach(agent: Any, password_file: Optional[str]) -> Optional[Credentials]:
     credentials = Credentials(password_file)
     link = agent.box.link
     link.password_source = credentials.password
-    link.auth_hooks.append(credentials.auth_result)
+    link.on_auth = credentials.auth_result
     reactor = agent.box.reactor
     tries = [0]
 
@@ -165,7 +165,7 @@ def attach(agent: Any, password_file: Optional[str]) -> Optional[Credentials]:
             tries[0] += 1
             reactor.call_later(delay, reconnect_now)
 
-    agent.box.online_hooks.append(after_online)
+    agent.box.router.when_online(after_online)
     from agent.control.builtin import Builtin
 
     agent.executor.builtins["rotate_credentials"] = Builtin(

@@ -1,4 +1,8 @@
-"""Assemble one agent: box, config twin, command executor, on one reactor.
+"""Assemble one agent: box, config twin, command executor, claim, on one reactor.
+
+This is where the listeners meet the box's router (agent/routing.py): the twin takes
+`config/desired`, the executor `cmd`, the claimer the claim's acks, credential rotation
+the link's CONNACKs; the box itself knows none of them.
 
 The daemon (`simpul-agent run`) and the fleet simulator both build agents here.
 """
@@ -8,17 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from agent import credentials
-from agent.box import Box, WallClock
-from agent.config import AgentConfig
+from agent import claim, credentials
+from agent.box import Box
 from agent.control import builtin
 from agent.control.executor import Executor
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier, Twin
 from agent.outbox import Outbox
 from agent.reactor import Reactor
+from agent.sampler import WallClock
 from agent.update import trial
 from agent.update.command import update_command
+from simpul_wire.config import AgentConfig
 
 # Exit code asking systemd (Restart=always) for a fresh start.
 RESTART_EXIT_CODE = 75
@@ -30,9 +35,12 @@ class Agent:
     twin: Twin
     executor: Executor
     ledger: Ledger
+    claimer: Optional[claim.Claimer] = None
 
     def start(self) -> None:
         self.box.start()
+        if self.claimer is not None:
+            self.claimer.start()
         self._tell_systemd()
 
     def _tell_systemd(self) -> None:
@@ -49,6 +57,8 @@ class Agent:
             self.box.reactor.call_every(interval / 2, pet)
 
     def stop(self) -> None:
+        if self.claimer is not None:
+            self.claimer.stop()
         self.box.stop()
         self.box.outbox.close()
         self.ledger.close()
@@ -91,7 +101,8 @@ def build_agent(config: AgentConfig, reactor: Reactor, password: Optional[str],
     executor = Executor(box, ledger, builtins)
     if recent_log is None:
         logging.getLogger("simpul").addHandler(recent)
-    agent = Agent(box, twin, executor, ledger)
+    claimer = claim.wire(config, box.link, reactor, box.router)
+    agent = Agent(box, twin, executor, ledger, claimer)
     trial.watch(agent, config.update, config.device.data_dir)
     credentials.attach(agent, config.broker.password_file)
     return agent

@@ -10,7 +10,7 @@ import logging
 import random
 import ssl
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -75,9 +75,9 @@ class Link:
         self._retry: Optional[Timer] = None
         self._stopped = False
         # Credential rotation (agent.credentials): the password for each attempt, and
-        # each CONNACK's verdict.
+        # each CONNACK's verdict (one listener: rotation is the only one that asks).
         self.password_source: Optional[Callable[[], Optional[str]]] = None
-        self.auth_hooks: List[Callable[[bool], None]] = []
+        self.on_auth: Optional[Callable[[bool], None]] = None
         self.client = self._make_client()
         reactor.attach(self.client)
 
@@ -153,8 +153,8 @@ class Link:
 
     def _connected(self, client: mqtt.Client, _ud: object, _flags: object,
                    reason: ReasonCode, _props: object) -> None:
-        for hook in self.auth_hooks:
-            hook(not reason.is_failure)
+        if self.on_auth is not None:
+            self.on_auth(not reason.is_failure)
         if reason.is_failure:
             self.refused += 1
             log.warning("broker refused the connection: %s", reason)
@@ -210,12 +210,6 @@ class Link:
     def _message(self, _client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
         if self._on_message:
             self._on_message(msg.topic, bytes(msg.payload))
-
-    def drop_pending(self) -> List[AckCallback]:
-        """Forget all unacknowledged publishes (their records stay in the outbox)."""
-        callbacks = list(self._pending.values())
-        self._pending.clear()
-        return callbacks
 
     def stop(self) -> None:
         """Say offline on purpose (retained), then disconnect."""

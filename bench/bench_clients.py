@@ -54,7 +54,7 @@ def tshark(argv: List[str]) -> None:
 
 
 def bench_decode(workdir: Path, runs: int, duration: float, noise: float) -> List[Dict[str, Any]]:
-    from simulator.commands import hotspot
+    from simulator.cli import hotspot
 
     parser = argparse.ArgumentParser()
     hotspot.register(parser.add_subparsers())

@@ -238,7 +238,7 @@ class Fleet:
         for box in self.boxes:
             box.sampling = False
             if box.agent is not None:
-                box.agent.box.stop_schedule()
+                box.agent.box.sampler.stop_schedule()
 
     def pending(self) -> int:
         return sum(b.outbox.depth() for b in self.boxes)

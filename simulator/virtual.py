@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from agent.collectors.base import Accumulator, Collector
+from agent.collectors.synthetic import SyntheticCollector
 from agent.control.builtin import RecentLog
 from agent.control.ledger import Ledger
 from agent.control.twin import TierApplier
@@ -113,7 +114,7 @@ class VirtualBox:
         agent = self.agent or self.build()
         agent.box.start()
         if not self.sampling:
-            agent.box.stop_schedule()
+            agent.box.sampler.stop_schedule()
         self.running = True
 
     def stop(self) -> None:
@@ -206,7 +207,7 @@ class VirtualBox:
         if self.agent is None:
             return
         for c in self._unwrapped():
-            if hasattr(c, "rain_mm_h"):
+            if isinstance(c, SyntheticCollector):  # the one collector with weather
                 c.rain_mm_h = mm_h
 
     # -- figures ----------------------------------------------------------------------
@@ -217,7 +218,7 @@ class VirtualBox:
                 "depth": self.outbox.depth(), "dropped": self.outbox.counter("dropped"),
                 "unconfirmed": self.outbox.unconfirmed(),
                 # Batches waiting for a PUBACK (diagnostics: they are not resent meanwhile).
-                "in_flight": len(box._in_flight) if box is not None else 0,
+                "in_flight": len(box.sender.in_flight) if box is not None else 0,
                 "connected": bool(link and link.connected), "reboots": self.reboots,
                 "link_cuts": self.link_cuts,
                 "reconnects": self.extra_reconnects + (link.reconnects if link else 0)}

@@ -26,7 +26,6 @@ import ctypes
 import errno
 import os
 import socket
-import struct
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -185,7 +184,3 @@ class LiveCapture:
     def stats(self) -> Dict[str, int]:
         return {"frames": self.frames, "frames_matched": self.matched}
 
-
-def pack_filter_for_tests(program: List[Tuple[int, int, int, int]]) -> bytes:
-    """The program as the kernel's sock_filter array (for comparing with tcpdump -dd)."""
-    return b"".join(struct.pack("HBBI", *ins) for ins in program)

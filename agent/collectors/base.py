@@ -5,13 +5,15 @@ block for long: streaming sources (serial ports, packet capture) read in their o
 thread from `start()` and hand over their latest values in `gather`. A collector that
 raises becomes `unavailable` with the exception as its reason; the loop goes on.
 
-A collector may also offer `gather_health(acc)`: figures about itself (a serial port's
-frame counters, its source status) that go up with the health stream whatever the
-collector's own stream is.
+A collector's optional abilities are Protocols of their own, checked with isinstance
+(the way Telegraf names `ServiceInput`): `HealthReporter` (`gather_health(acc)`: figures
+about itself, a serial port's frame counters, its source status, that go up with the
+health stream whatever the collector's own stream is) and `Rescannable` (`rescan()`, the
+`rescan_clients` command).
 """
 
 import math
-from typing import Dict, List, Optional, Protocol, runtime_checkable
+from typing import Dict, Optional, Protocol, runtime_checkable
 
 from simpul_wire.models import SourceState, SourceStatus
 
@@ -66,5 +68,18 @@ class PollingCollector:
         raise NotImplementedError
 
 
-def names(collectors: List[Collector]) -> List[str]:
-    return [c.name for c in collectors]
+
+@runtime_checkable
+class HealthReporter(Protocol):
+    """A collector with figures about itself for the health stream (serial sensors, Modbus)."""
+
+    def gather_health(self, acc: Accumulator) -> None:
+        """Add the collector's own counters and source status to a health sample."""
+
+
+@runtime_checkable
+class Rescannable(Protocol):
+    """A client counter that can look for stations again at once (`rescan_clients`)."""
+
+    def rescan(self) -> None:
+        """Probe the network now instead of at the next scheduled scan."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from agent import __version__
-from agent.collectors.base import Accumulator
+from agent.collectors.base import Accumulator, HealthReporter, Rescannable
 from agent.errors import AgentError, CollectorError
 
 Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
@@ -110,9 +110,8 @@ def sensor_selftest(collectors: Callable[[], List[Any]]) -> Handler:
             try:
                 collector.gather(acc)
                 # Serial sensors add their port counters (frames ok, checksum errors).
-                health = getattr(collector, "gather_health", None)
-                if health is not None:
-                    health(acc)
+                if isinstance(collector, HealthReporter):
+                    collector.gather_health(acc)
             except CollectorError as exc:
                 acc.status(collector.name, "unavailable", str(exc))
             statuses = {k: v.model_dump(exclude_none=True) for k, v in acc.sources.items()}
@@ -130,10 +129,10 @@ def rescan_clients(collectors: Callable[[], List[Any]]) -> Handler:
     def run(_args: Dict[str, Any]) -> Dict[str, Any]:
         done = []
         for collector in collectors():
-            rescan = getattr(collector, "rescan", None)
-            if callable(rescan):
-                rescan()
-                done.append(collector.name)
+            name = collector.name
+            if isinstance(collector, Rescannable):
+                collector.rescan()
+                done.append(name)
         if not done:
             raise CommandError("no client counter is configured on this box")
         return {"rescanned": done}

@@ -25,8 +25,8 @@ class Executor:
         self.ledger = ledger
         self.builtins = builtins
         self.restart_requested = False
-        box.message_handlers.append(self._on_message)
-        box.online_hooks.append(self.resend_results)
+        box.router.route("cmd", self._on_message)
+        box.router.when_online(self.resend_results)
 
     def _on_message(self, name: str, payload: bytes) -> None:
         try:

@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from agent.box import Box, close_collectors, start_collectors
+from agent.box import Box
 from agent.collectors.base import Accumulator, Collector
 from agent.collectors.registry import build
 from agent.errors import AgentError, CollectorError
+from agent.sampler import close_collectors, start_collectors
 from simpul_wire.config import ManagedConfig, parse_managed
 from simpul_wire.errors import ConfigError
 from simpul_wire.models import DesiredConfig, ReportedConfig, WireError, decode, encode
@@ -55,8 +56,8 @@ class Twin:
         self._desired_topic = topic(box.device_id, "config/desired")
         # The local file's managed part: what a desired config is laid over.
         self._base = box.config.managed().model_dump(mode="json")
-        box.message_handlers.append(self._on_message)
-        box.online_hooks.append(self.report)
+        box.router.route("config/desired", self._on_message)
+        box.router.when_online(self.report)
 
     # -- start-up ---------------------------------------------------------------------
     def restore(self) -> None:

@@ -7,9 +7,9 @@ the agent.
 
 from typing import Any, Dict
 
+from simpul_field.provision.errors import InputError
 from simpul_wire.config import parse_config, parse_managed
 from simpul_wire.errors import ConfigError
-from simpul_field.provision.errors import InputError
 
 
 def managed_sections(table: Dict[str, Any], source: str) -> Any:

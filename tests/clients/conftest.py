@@ -32,7 +32,7 @@ def run_agent(args: List[str], timeout: float = 120) -> subprocess.CompletedProc
 
 
 def make_hotspot(out: Path, *extra: str) -> Dict[str, Any]:
-    from simulator.commands import hotspot
+    from simulator.cli import hotspot
 
     parser = argparse.ArgumentParser()
     hotspot.register(parser.add_subparsers())

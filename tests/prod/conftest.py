@@ -19,7 +19,7 @@ BROKEN = {
                "return parts.hostname or \"127.0.0.1\", parts.port or default",
                "return parts.hostname or \"127.0.0.1\", (parts.port or default) + 1"),
     # Starts, then dies: systemd would restart it again and again.
-    "crash": ("agent/commands/run.py", "    from agent.config import load_config\n",
+    "crash": ("agent/cli/run.py", "    from agent.config import load_config\n",
               "    raise SystemExit('crash on start (a broken test build)')\n"),
 }
 

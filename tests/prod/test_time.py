@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 import pytest
 
 from agent.box import Box
-from agent.commands.run import read_password
+from agent.cli.run import read_password
 from agent.config import load_config
 from agent.reactor import Reactor
 from agent.timesync import ClockJumps, parse_timedatectl, synced_from_adjtimex
@@ -95,7 +95,7 @@ def test_boot_in_1970_then_ntp_then_far_future(scratch: Path, fleet: Fleet) -> N
     try:
         # Offline in 1970: the uplink is not up yet, records wait in the outbox.
         for _ in range(5):
-            box.sample_telemetry()
+            box.sampler.sample_telemetry()
         clock.set(time.time())  # NTP's first sync steps the clock by 56 years
         box.start()
         reactor.run(until=lambda: len(telemetry(fleet, "box-t")) >= 12, timeout=30)
@@ -114,7 +114,7 @@ def test_boot_in_1970_then_ntp_then_far_future(scratch: Path, fleet: Fleet) -> N
     for r in records:  # the fleet's own clock, beside the box's
         received = datetime.fromisoformat(r["received_at"]).replace(tzinfo=timezone.utc)
         assert abs((received - started).total_seconds()) < 120
-    assert box.clock_jumps.jumps == 3
+    assert box.sampler.clock_jumps.jumps == 3
 
 
 def clock_alerts(fleet: Fleet, device_id: str, status: str) -> List[Dict[str, Any]]:
@@ -129,13 +129,13 @@ def test_box_that_says_unsynced_too_long_gets_an_alert(scratch: Path, broker: Br
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The box's own report, `ntp_synced: false`, stored per device; past the fleet's
     --clock-alert-after it opens a clock alert, and a synced report resolves it."""
-    import agent.box
+    import agent.sender
 
     fleet = Fleet(scratch, broker)
     fleet.process.args += ["--clock-alert-after", "2", "--alert-interval", "0.5"]
     fleet.start()
     synced = [False]
-    monkeypatch.setattr(agent.box, "ntp_synced", lambda _monotonic: synced[0])
+    monkeypatch.setattr(agent.sender, "ntp_synced", lambda _monotonic: synced[0])
     reg = fleet.register("box-ntp")
     config = load_config(str(write_agent_config(scratch, "box-ntp", reg["mqtt"], COLLECTORS)))
     reactor = Reactor()

@@ -45,7 +45,7 @@ def doctor(args: argparse.Namespace) -> int:
         return f"{path} is writable"
 
     def password() -> str:
-        from agent.commands.run import read_password
+        from agent.cli.run import read_password
 
         if config.broker.password_file is None:
             return "no password file configured (certificate or anonymous login)"

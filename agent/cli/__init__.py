@@ -1,8 +1,10 @@
 """`simpul-agent`: the daemon and the technician's tools on the box.
 
-Every subcommand lives in agent/commands/<name>.py with `register(subparsers)`, which
-adds its parser and sets `func` to a callable taking the parsed args and returning the
-exit code. Errors the agent raises on purpose become one plain line, never a traceback.
+Every verb lives in agent/cli/<name>.py with `register(subparsers)`, which adds its
+parser and sets `func` to a callable taking the parsed args and returning the exit code.
+Errors the agent raises on purpose become one plain line, never a traceback. (Commands
+the fleet sends a box are another thing: agent/control/.) `python -m agent.cli` runs
+`main` through __main__.py.
 """
 
 import argparse
@@ -10,8 +12,8 @@ import importlib
 import sys
 from typing import Callable, List, Optional
 
-from agent import __version__
 from agent.errors import AgentError
+from agent.version import installed_version
 
 # Registered by name, in the order --help lists them.
 COMMAND_MODULES = ["run", "doctor", "sensor", "clients", "tier", "segment", "update"]
@@ -21,11 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simpul-agent", description="Simpul agent for a public Wi-Fi / CCTV / sensor point"
     )
-    parser.add_argument("--version", action="version", version=f"simpul-agent {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"simpul-agent {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        module = importlib.import_module(f"agent.commands.{name}")
+        module = importlib.import_module(f"agent.cli.{name}")
         module.register(sub)
     return parser
 
@@ -42,6 +45,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,22 +1,26 @@
 """`simpul-sim`: simulated fleets, sensors, hotspots and boards.
 
-Each subcommand lives in simulator/commands/<name>.py with `register(subparsers)`.
+Each verb lives in simulator/cli/<name>.py with `register(subparsers)`; `python -m
+simulator.cli` runs `main` through __main__.py.
 """
 
 import argparse
 import importlib
-import sys
 from typing import Callable, List, Optional
+
+from agent.version import installed_version
 
 COMMAND_MODULES: List[str] = ["fleet", "sensor", "bootloader", "rtsp", "hotspot"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simpul-sim", description="Simpul simulators")
+    parser.add_argument("--version", action="version",
+                        version=f"simpul-sim {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        importlib.import_module(f"simulator.commands.{name}").register(sub)
+        importlib.import_module(f"simulator.cli.{name}").register(sub)
     return parser
 
 
@@ -28,6 +32,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

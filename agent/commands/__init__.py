@@ -1,1 +1,0 @@
-"""Subcommands of `simpul-agent`, one module each, registered explicitly in agent.cli."""

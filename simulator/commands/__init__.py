@@ -1,1 +1,0 @@
-"""Subcommands of `simpul-sim`, one module each, registered explicitly in simulator.cli."""
