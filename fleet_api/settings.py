@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire.topics import fleet_name
 
 

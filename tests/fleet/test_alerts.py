@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import httpx
 import pytest
 
-from fleet_api.webhooks import verify
+from fleet_api.alerts.webhooks import verify
 from simpul_wire import Record, SourceStatus, StatePayload, TelemetryBatch, encode, utcnow
 from tests.fleet.receiver import Receiver
 from tests.harness import Fleet, wait_until

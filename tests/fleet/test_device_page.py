@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from fleet_api.api.routes.devices import PUBLIC_COLUMNS, DevicePublic, _page, _public
 from fleet_api.db import devices, make_engine, migrate, utcnow
-from fleet_api.presence import presence
+from fleet_api.ingest.presence import presence
 
 
 @pytest.mark.parametrize("alive", [True, False])

@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import MQTTException, Properties
 
-from fleet_api.mqtt_link import LeanProperties, _BufferedPaho
+from fleet_api.broker.mqtt_link import LeanProperties, _BufferedPaho
 
 
 def _publish_body(topic: str, payload: bytes, mid: int, props: bytes = b"\x00") -> bytes:

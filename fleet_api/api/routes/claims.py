@@ -25,10 +25,10 @@ from sqlalchemy import Column, DateTime, Float, String, Table, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.limits import RequestBody
 from fleet_api.api.routes.devices import MqttCredentials, Tag
 from fleet_api.audit import record
+from fleet_api.broker.accounts import mosquitto_hash, new_password
 from fleet_api.db import devices, iso, metadata, utcnow
 from fleet_api.deps import Offset, ServicesDep, Technician, Viewer
 from simpul_wire.models import CLAIM_STREAM, Ack, Claim, claim_epoch, encode

@@ -6,14 +6,14 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from fleet_api import commands as cmds
 from fleet_api.api.limits import FreeJson, RequestBody
 from fleet_api.audit import record
 from fleet_api.auth import Principal
+from fleet_api.control import box_commands as cmds
+from fleet_api.control.twin import redact
 from fleet_api.db import commands, devices, iso, utcnow
 from fleet_api.deps import CommandId, DeviceId, ServicesDep, Technician, Viewer
-from fleet_api.rotation import COMMAND as ROTATE
-from fleet_api.twin import redact
+from fleet_api.devices.rotation import COMMAND as ROTATE
 
 router = APIRouter(prefix="/api/v1/devices", tags=["commands"])
 

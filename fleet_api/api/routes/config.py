@@ -8,12 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from fleet_api import twin
 from fleet_api.api.limits import FreeJson, RequestBody
 from fleet_api.audit import record
+from fleet_api.broker.publisher import publish_desired
+from fleet_api.control import twin
 from fleet_api.db import devices, groups, tiers
 from fleet_api.deps import DeviceId, Operator, ServicesDep, Viewer
-from fleet_api.publisher import publish_desired
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 

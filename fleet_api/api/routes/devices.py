@@ -11,13 +11,13 @@ from pydantic_core import to_json
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
-from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.limits import RequestBody
 from fleet_api.audit import record
+from fleet_api.broker.accounts import mosquitto_hash, new_password
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
 from fleet_api.deps import DeviceId, Offset, ServicesDep, StorableTime, Technician, Viewer
-from fleet_api.presence import ingest_alive
-from fleet_api.revoke import is_pending
+from fleet_api.devices.revoke import is_pending
+from fleet_api.ingest.presence import ingest_alive
 from simpul_wire.topics import reserved_device_id, valid_device_id
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])

@@ -8,13 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from fleet_api import rollout as ro
-from fleet_api import twin
 from fleet_api.api.limits import FreeJson, RequestBody
 from fleet_api.audit import record
+from fleet_api.broker.publisher import publish_desired
+from fleet_api.control import config_rollout as ro
+from fleet_api.control import twin
 from fleet_api.db import devices, groups, inserted_id, iso, rollouts, utcnow
 from fleet_api.deps import GroupName, Operator, RowId, ServicesDep, Viewer
-from fleet_api.publisher import publish_desired
 
 router = APIRouter(prefix="/api/v1", tags=["groups"])
 

@@ -10,12 +10,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from fleet_api import commands as cmds
-from fleet_api import rotation
-from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.limits import BULK_BODY_CAP, RequestBody
 from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
+from fleet_api.broker.accounts import mosquitto_hash, new_password
+from fleet_api.control import box_commands as cmds
 from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
 from fleet_api.deps import (
     Admin,
@@ -26,8 +25,9 @@ from fleet_api.deps import (
     Technician,
     Viewer,
 )
-from fleet_api.pki import FleetCA, PkiError, issue, pem
-from fleet_api.revoke import deregister, is_pending
+from fleet_api.devices import rotation
+from fleet_api.devices.pki import FleetCA, PkiError, issue, pem
+from fleet_api.devices.revoke import deregister, is_pending
 from fleet_api.spreadsheet import safe_row
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])

@@ -20,10 +20,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fleet_api import commands as cmds
+from fleet_api.broker.publisher import Publisher
+from fleet_api.control import box_commands as cmds
 from fleet_api.db import commands, devices, inserted_id, update_rollouts, update_targets, utcnow
-from fleet_api.publisher import Publisher
-from fleet_api.updates import next_action, waves
+from fleet_api.updates.bundles import next_action, waves
 
 log = logging.getLogger("simpul.update_rollout")
 

@@ -33,10 +33,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fleet_api.accounts import AccountSync, mosquitto_hash, new_password
+from fleet_api.broker.accounts import AccountSync, mosquitto_hash, new_password
+from fleet_api.broker.publisher import Publisher
 from fleet_api.db import devices, marks, utcnow
-from fleet_api.pki import FleetCA, revoke_device
-from fleet_api.publisher import Publisher
+from fleet_api.devices.pki import FleetCA, revoke_device
 from fleet_api.settings import Settings, SettingsError
 from simpul_wire.topics import topic
 

@@ -14,9 +14,9 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from fleet_api.accounts import AccountSync, bridge_user, mosquitto_hash, new_password
 from fleet_api.audit import record
 from fleet_api.auth import Principal
+from fleet_api.broker.accounts import AccountSync, bridge_user, mosquitto_hash, new_password
 from fleet_api.db import bridges, iso, utcnow
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from simpul_wire.topics import LEAF_RULES
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent / "broker_config" / "plugin"
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "broker_config" / "plugin"
 SOURCES = (PLUGIN_DIR / "simpul_acl.c", PLUGIN_DIR / "access_data.c")
 HEADERS = (Path("/usr/include/mosquitto_broker.h"), Path("/usr/include/openssl/evp.h"))
 ACCESS_FILE = "access.data"

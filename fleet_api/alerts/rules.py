@@ -35,7 +35,7 @@ from fleet_api.db import (
     utcnow,
     webhooks,
 )
-from fleet_api.presence import ingest_alive, presence
+from fleet_api.ingest.presence import ingest_alive, presence
 
 log = logging.getLogger("simpul.alerts")
 

@@ -15,9 +15,9 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fleet_api import twin
+from fleet_api.broker.publisher import Publisher, publish_desired
+from fleet_api.control import twin
 from fleet_api.db import devices, group_templates, groups, rollouts, utcnow
-from fleet_api.publisher import Publisher, publish_desired
 
 log = logging.getLogger("simpul.rollout")
 

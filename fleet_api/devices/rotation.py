@@ -28,11 +28,12 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy import case, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fleet_api import alerts, sealing
-from fleet_api import commands as cmds
-from fleet_api.accounts import AccountSync, mosquitto_hash, new_password
+from fleet_api import sealing
+from fleet_api.alerts import rules as alerts
+from fleet_api.broker.accounts import AccountSync, mosquitto_hash, new_password
+from fleet_api.control import box_commands as cmds
 from fleet_api.db import births, commands, devices, utcnow
-from fleet_api.identity import Rotation, begin, step
+from fleet_api.devices.identity import Rotation, begin, step
 
 log = logging.getLogger("simpul.rotation")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from fleet_api.broker_plugin import ACCESS_FILE, RELOAD_TOPIC
+from fleet_api.broker.plugin import ACCESS_FILE, RELOAD_TOPIC
 from simpul_wire.topics import fleet_name, valid_device_id
 
 log = logging.getLogger("simpul.accounts")

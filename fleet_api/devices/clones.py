@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from fleet_api.db import births, devices
-from fleet_api.identity import Birth, detect_clones
+from fleet_api.devices.identity import Birth, detect_clones
 
 WINDOW = timedelta(minutes=10)
 KEEP = timedelta(days=1)
@@ -38,7 +38,9 @@ def record_birth(conn: Connection, device_id: str, boot_id: str, version: Option
     suspects = detect_clones(recent, WINDOW)
     if not suspects:
         return
-    from fleet_api import alerts  # alerts imports the store's neighbours; keep it lazy
+    from fleet_api.alerts import (
+        rules as alerts,  # alerts imports the store's neighbours; keep it lazy
+    )
 
     suspect = suspects[0]
     conn.execute(update(devices).where(devices.c.device_id == device_id,

@@ -5,7 +5,7 @@ Exactly once: a message is acknowledged to the broker only after its rows are co
 commit means the broker delivers it again. The unique key (device, stream, epoch, seq)
 is the second line of defence, for the redelivery after a commit whose acks were lost.
 
-The MQTT side is paho-mqtt through fleet_api.mqtt_link (read a batch, commit, then ack);
+The MQTT side is paho-mqtt through fleet_api.broker.mqtt_link (read a batch, commit, then ack);
 see docs/benchmarks/fleet.md for where the time goes.
 
 No message of any content stalls the ingest: one that does not fit the contract is a
@@ -25,9 +25,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet_api import metrics
+from fleet_api.broker.mqtt_link import Client, Message, MqttError
 from fleet_api.db import devices, utcnow, workers
-from fleet_api.mqtt_link import Client, Message, MqttError
-from fleet_api.store import (
+from fleet_api.ingest.store import (
     WRITE_ERRORS,
     Batch,
     brief,

@@ -6,7 +6,7 @@ DIR/tls/ (DIR is the broker's data dir) holds:
 - `server.key` and `server.pem`, the broker's certificate, signed by the CA;
 - `crl.pem`, the CA's revocation list, read by Mosquitto when it starts (the fleet sends
   no SIGHUP, docs/security.md); until then the access plugin denies the revoked identity
-  everything (fleet_api/revoke.py).
+  everything (fleet_api/devices/revoke.py).
 
 A device certificate's subject is always CN=<device id>, whatever the request asked:
 the broker takes the CN as the username, and the ACL confines a username to its tree.
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fleet_api.accounts import write_private
+from fleet_api.broker.accounts import write_private
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -70,7 +70,7 @@ class FleetCA:
         """Create the CA, the broker's certificate and an empty CRL where missing."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if os.getuid() == 0:
-            from fleet_api.accounts import _mosquitto_ids
+            from fleet_api.broker.accounts import _mosquitto_ids
 
             os.chown(self.dir, -1, _mosquitto_ids()[1])
             self.dir.chmod(0o750)

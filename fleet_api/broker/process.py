@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from fleet_api import broker_plugin
-from fleet_api.accounts import (
+from fleet_api.broker import plugin as broker_plugin
+from fleet_api.broker.accounts import (
     FLEET_USER,
     LEGACY_USERS,
     AccessData,
@@ -27,9 +27,9 @@ from fleet_api.accounts import (
     valid_bridge_name,
     write_private,
 )
-from fleet_api.pki import FleetCA
+from fleet_api.devices.pki import FleetCA
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "broker_config"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "broker_config"
 
 
 class BrokerSetupError(Exception):

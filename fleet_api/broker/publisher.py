@@ -68,7 +68,7 @@ def publish_desired(engine: Engine, publisher: Optional[Publisher],
                     device_ids: Iterable[str]) -> int:
     """Publish each device's current desired config (retained); return how many the
     broker took. The ones it did not stay behind in published_version for the worker."""
-    from fleet_api.twin import effective
+    from fleet_api.control.twin import effective
 
     if publisher is None:
         return 0

@@ -15,8 +15,8 @@ from sqlalchemy import Text, cast, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fleet_api import sealing
+from fleet_api.broker.publisher import Publisher
 from fleet_api.db import commands, to_naive_utc, utcnow
-from fleet_api.publisher import Publisher
 from simpul_wire.models import Command, encode
 from simpul_wire.topics import topic
 

@@ -22,9 +22,9 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from fleet_api.alerts import Finding, apply
+from fleet_api.alerts.rules import Finding, apply
 from fleet_api.db import alerts, marks, records, rollup_1h, rollup_1m, utcnow
-from fleet_api.store import WRITE_ERRORS, brief, clean_text, store_failure
+from fleet_api.ingest.store import WRITE_ERRORS, brief, clean_text, store_failure
 from simpul_wire.models import MAX_METRIC
 
 log = logging.getLogger("simpul.rollups")

@@ -17,9 +17,9 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
-from fleet_api.clones import record_birth
-from fleet_api.commands import apply_result
+from fleet_api.control.box_commands import apply_result
 from fleet_api.db import devices, rejects, to_naive_utc
+from fleet_api.devices.clones import record_birth
 
 IDENTITY = ["device_id", "stream", "epoch", "seq"]
 

@@ -1,14 +1,14 @@
 """What the broker must know, read from the fleet database: every device's account and
 district, every bridge's account and districts, and the revoked certificate identities.
-The account sync (fleet_api/accounts.py) writes it into the broker's files."""
+The account sync (fleet_api/broker/accounts.py) writes it into the broker's files."""
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet_api.accounts import AccessData, bridge_user
+from fleet_api.broker.accounts import AccessData, bridge_user
 from fleet_api.db import bridges, devices
-from fleet_api.pki import revoked_identities
-from fleet_api.rotation import broker_hash
+from fleet_api.devices.pki import revoked_identities
+from fleet_api.devices.rotation import broker_hash
 
 
 def load_access(engine: Engine) -> AccessData:
