@@ -429,3 +429,17 @@ bridges = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
+
+# -- 0100: claim codes of boxes registered before their site is known (fleet_api/devices/claims.py)
+claims = Table(
+    "claims", metadata,
+    Column("claim_code", String(32), primary_key=True),
+    Column("device_id", String(63), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime, nullable=True),
+    Column("claimed_via", String(16), nullable=True),
+    Column("site", String(200), nullable=True),
+    Column("district", String(100), nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
+)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from fleet_api.api.limits import BULK_BODY_CAP, RequestBody
-from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
+from fleet_api.api.schemas import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
 from fleet_api.broker.accounts import mosquitto_hash, new_password
 from fleet_api.control import box_commands as cmds
