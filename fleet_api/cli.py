@@ -7,12 +7,13 @@ import sys
 import threading
 from typing import Any, List, Optional
 
+from fleet_api.errors import FleetError
 from simpul_wire.topics import fleet_name, valid_device_id
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class CliError(Exception):
+class CliError(FleetError):
     """A one-line reason to exit non-zero."""
 
 
@@ -182,8 +183,22 @@ def _fleet_client_id(value: str) -> str:
     return value
 
 
+def version() -> str:
+    """The installed distribution's version; the source tree's when not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("simpul")
+    except PackageNotFoundError:
+        from fleet_api import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simpul-fleet", description="Simpul fleet service")
+    parser.add_argument("--version", action="version", version=f"simpul-fleet {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -18,9 +18,10 @@ from fleet_api.audit import record
 from fleet_api.auth import Principal
 from fleet_api.broker.accounts import AccountSync, bridge_user, mosquitto_hash, new_password
 from fleet_api.db import bridges, iso, utcnow
+from fleet_api.errors import FleetError
 
 
-class BridgeError(Exception):
+class BridgeError(FleetError):
     """A bridge cannot be made or found; the message says why."""
 
 

@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.reactor import no_delay
+from fleet_api.errors import FleetError
 
 READ_CHUNK = 256 * 1024
 SEND_TIMEOUT_S = 10.0
@@ -61,7 +62,7 @@ class LeanProperties(Properties):
 paho_packet.Properties = LeanProperties  # type: ignore[attr-defined,misc]
 
 
-class MqttError(Exception):
+class MqttError(FleetError):
     """The broker refused us, or the connection went away."""
 
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from fleet_api.errors import FleetError
 from simpul_wire.topics import LEAF_RULES
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "broker_config" / "plugin"
@@ -22,7 +23,7 @@ PASSWORD_FILE = "passwd"  # Mosquitto's format, read by the plugin, not by passw
 RELOAD_TOPIC = "$CONTROL/simpul/v1/reload"
 
 
-class PluginBuildError(Exception):
+class PluginBuildError(FleetError):
     """The plugin cannot be built here; the message says what to install."""
 
 

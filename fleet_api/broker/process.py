@@ -28,11 +28,12 @@ from fleet_api.broker.accounts import (
     write_private,
 )
 from fleet_api.devices.pki import FleetCA
+from fleet_api.errors import FleetError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "broker_config"
 
 
-class BrokerSetupError(Exception):
+class BrokerSetupError(FleetError):
     """The data directory or Mosquitto itself cannot be used."""
 
 

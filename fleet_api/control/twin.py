@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from fleet_api.db import devices, group_templates, tiers
+from fleet_api.errors import FleetError
 
 log = logging.getLogger("simpul.twin")
 
@@ -23,11 +24,11 @@ REDACTED = "********"
 _SECRET = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.I)
 
 
-class TwinError(ValueError):
+class TwinError(FleetError, ValueError):
     """A desired config the box would refuse; the message names the field."""
 
 
-class VersionConflict(Exception):
+class VersionConflict(FleetError):
     """The writer read an older version than the stored one."""
 
     def __init__(self, current: int) -> None:

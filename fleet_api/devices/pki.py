@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleet_api.broker.accounts import write_private
+from fleet_api.errors import FleetError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -34,7 +35,7 @@ SERVER_DAYS = 825
 DEVICE_DAYS = 3650
 
 
-class PkiError(Exception):
+class PkiError(FleetError):
     """The CA is missing or a certificate request cannot be signed; the message says why."""
 
 

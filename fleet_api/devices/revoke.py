@@ -37,6 +37,7 @@ from fleet_api.broker.accounts import AccountSync, mosquitto_hash, new_password
 from fleet_api.broker.publisher import Publisher
 from fleet_api.db import devices, marks, utcnow
 from fleet_api.devices.pki import FleetCA, revoke_device
+from fleet_api.errors import FleetError
 from fleet_api.settings import Settings, SettingsError
 from simpul_wire.topics import topic
 
@@ -50,7 +51,7 @@ CLAIM_S = 60.0
 RETAINED_LEAVES = ("config/desired", "state", "config/reported")
 
 
-class RevokeError(Exception):
+class RevokeError(FleetError):
     """The broker did not confirm a step of the revocation."""
 
 

@@ -34,6 +34,7 @@ from fleet_api.broker.accounts import AccountSync, mosquitto_hash, new_password
 from fleet_api.control import box_commands as cmds
 from fleet_api.db import births, commands, devices, utcnow
 from fleet_api.devices.identity import Rotation, begin, step
+from fleet_api.errors import FleetError
 
 log = logging.getLogger("simpul.rotation")
 
@@ -47,7 +48,7 @@ SWEEP_EVERY_S = 60.0
 _swept_at = 0.0
 
 
-class RotationError(Exception):
+class RotationError(FleetError):
     """A rotation cannot start; the message says why."""
 
 
