@@ -3,10 +3,10 @@ reported config and rejects, each batch in one transaction."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from pydantic_core import to_json
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     DBAPIError,
@@ -142,14 +142,6 @@ def insert_records(conn: Connection, rows: List[Dict[str, Any]]) -> int:
         result = conn.exec_driver_sql(_SQLITE_INSERT, params)  # type: ignore[arg-type]
     count = result.rowcount
     return int(count) if count is not None and count >= 0 else len(rows)
-
-
-def known_devices(conn: Connection, ids: Iterable[str]) -> Set[str]:
-    wanted = list(set(ids))
-    if not wanted:
-        return set()
-    found = conn.execute(select(devices.c.device_id).where(devices.c.device_id.in_(wanted)))
-    return {row[0] for row in found}
 
 
 def write_batch(conn: Connection, batch: Batch, now: datetime) -> int:
