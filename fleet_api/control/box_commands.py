@@ -15,8 +15,11 @@ from sqlalchemy import Text, cast, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fleet_api import sealing
+from fleet_api.audit import record
+from fleet_api.auth import Principal
 from fleet_api.broker.publisher import Publisher
-from fleet_api.db import commands, to_naive_utc, utcnow
+from fleet_api.control.twin import redact
+from fleet_api.db import commands, devices, to_naive_utc, utcnow
 from simpul_wire.models import Command, encode
 from simpul_wire.topics import topic
 
@@ -162,3 +165,25 @@ def list_for(conn: Connection, device_id: str, status: Optional[str], limit: int
     if status is not None:
         query = query.where(commands.c.status == status)
     return list(conn.execute(query.order_by(commands.c.created_at.desc()).limit(limit)))
+
+
+def create_for(engine: Engine, who: Principal, device_id: str, name: str,
+               args: Dict[str, Any], timeout_s: float, retry_of: Optional[str] = None
+               ) -> Dict[str, Any]:
+    """A new command of a person's, with its audit entry (args redacted); LookupError
+    when there is no such device. The caller publishes it."""
+    with engine.begin() as conn:
+        if conn.execute(select(devices.c.device_id)
+                        .where(devices.c.device_id == device_id)).first() is None:
+            raise LookupError(device_id)
+        row = create(conn, device_id, name, args, timeout_s, who.name or f"#{who.token_id}",
+                     retry_of)
+        record(conn, who, "command.retry" if retry_of else "command.create", device_id,
+               {"command_id": row["command_id"], "name": name, "args": redact(args)})
+    return row
+
+
+def find(engine: Engine, device_id: str, command_id: str) -> Optional[Any]:
+    with engine.connect() as conn:
+        return conn.execute(select(commands).where(commands.c.command_id == command_id,
+                                                   commands.c.device_id == device_id)).first()
