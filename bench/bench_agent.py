@@ -42,7 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import REPO, Proc, Stack, env, scratch, wait_for
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 
 SENSORS = {"pms5003": "air", "sds011": "air2", "bridge": "board"}
 

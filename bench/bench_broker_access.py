@@ -28,8 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import Stack, free_port, port_open, scratch, wait_for
-from fleet_api.accounts import FLEET_USER, mosquitto_hash, new_password
-from fleet_api.broker import prepare
+from fleet_api.broker.accounts import FLEET_USER, mosquitto_hash, new_password
+from fleet_api.broker.process import prepare
 from simulator.fleet import device_specs, register_all
 
 # What broker_config/acl said before the plugin: the reference for the hot path.

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.reactor import no_delay
 from bench.stack import PgDatabase, Stack, env, scratch, wait_for
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 
 
 def pctl(values: List[float], q: float) -> float:

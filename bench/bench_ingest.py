@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fleet_api.accounts import FLEET_USER  # noqa: E402
+from fleet_api.broker.accounts import FLEET_USER  # noqa: E402
 from fleet_api.db import devices, make_engine, migrate, records, utcnow, workers  # noqa: E402
 from simpul_wire import Record, SourceStatus, TelemetryBatch, encode  # noqa: E402
 from simpul_wire import utcnow as wire_now  # noqa: E402

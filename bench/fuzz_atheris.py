@@ -3,7 +3,7 @@
 Targets, the same as tests/faults/test_fuzz.py:
   wire    simpul_wire.decode for every model (the first byte picks the model): WireError only
   config  agent.config.parse_config on arbitrary text: ConfigError only
-  ingest  fleet_api.ingest.Ingest.build on an arbitrary topic and payload: never raises,
+  ingest  fleet_api.ingest.consumer.Ingest.build on an arbitrary topic and payload: never raises,
           and refuses (counts) whatever it does not store
 
 Any other exception, or an input running over --timeout seconds (a hang), is a finding:
@@ -61,7 +61,7 @@ def config_target() -> Callable[[bytes], None]:
 
 def ingest_target() -> Callable[[bytes], None]:
     from fleet_api.db import make_engine, utcnow
-    from fleet_api.ingest import Ingest, Message
+    from fleet_api.ingest.consumer import Ingest, Message
 
     ingest = Ingest(make_engine("sqlite:///:memory:"), "127.0.0.1", 1, "u", "p")
     leaves = ["telemetry", "health", "state", "config/reported", "cmd/c1/result", "claim"]

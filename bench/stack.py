@@ -128,7 +128,7 @@ class Stack:
     def start_mosquitto(self, profile: str = "city", extra: str = "") -> subprocess.Popen:  # type: ignore[type-arg]
         """Mosquitto itself on a data dir `simpul-fleet broker` would prepare, so the caller
         holds its process (pid, CPU) and can add config lines (a log level)."""
-        from fleet_api.broker import prepare
+        from fleet_api.broker.process import prepare
 
         conf = prepare(str(self.broker_data), self.port, self.fleet_port, "127.0.0.1",
                        profile=profile, extra=extra)

@@ -5,8 +5,8 @@ from typing import Any, Dict, Optional
 from sqlalchemy.engine import Connection
 
 from fleet_api.auth import Principal
+from fleet_api.control.twin import redact
 from fleet_api.db import audit, utcnow
-from fleet_api.twin import redact
 
 
 def record(conn: Connection, who: Principal, action: str, target: str,

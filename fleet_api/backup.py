@@ -30,11 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from fleet_api.errors import FleetError
+
 FORMAT = "simpul-backup/1"
 SKIP = {"mosquitto.log", "mosquitto.pid", "passwd.lock"}
 
 
-class BackupError(Exception):
+class BackupError(FleetError):
     """The backup or restore cannot go on; the message says why and what to do."""
 
 

@@ -7,12 +7,13 @@ import sys
 import threading
 from typing import Any, List, Optional
 
+from fleet_api.errors import FleetError
 from simpul_wire.topics import fleet_name, valid_device_id
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class CliError(Exception):
+class CliError(FleetError):
     """A one-line reason to exit non-zero."""
 
 
@@ -38,15 +39,15 @@ def _settings(args: argparse.Namespace, **extra: Any):  # type: ignore[no-untype
 
 
 def _ingest(engine, settings, client_id: str):  # type: ignore[no-untyped-def]
-    from fleet_api.ingest import Ingest
+    from fleet_api.ingest.consumer import Ingest
 
     host, port, user = settings.broker_endpoint()
     return Ingest(engine, host, port, user, settings.broker_password(), client_id=client_id)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from fleet_api.broker import BrokerSetupError, exec_broker
-    from fleet_api.pki import PkiError
+    from fleet_api.broker.process import BrokerSetupError, exec_broker
+    from fleet_api.devices.pki import PkiError
 
     try:
         bridge = (args.bridge, args.bridge_name) if args.bridge else None
@@ -62,7 +63,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fleet_api.accounts import AccountSync, BrokerAccounts
+    from fleet_api.broker.accounts import AccountSync, BrokerAccounts
     from fleet_api.deps import Services
     from fleet_api.main import create_app
     from fleet_api.settings import SettingsError
@@ -76,11 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sealing.use(settings.sealing_key_path())
     accounts = None
     if args.broker_data:
-        from fleet_api.broker_access import load_access
+        from fleet_api.broker.access import load_access
 
         accounts = AccountSync(BrokerAccounts(args.broker_data), lambda: load_access(engine))
         accounts.request()  # the broker may have restarted with an old password file
-    from fleet_api.publisher import Publisher
+    from fleet_api.broker.publisher import Publisher
     from fleet_api.worker import Worker
 
     ingest = None
@@ -96,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
     services = Services(engine=engine, settings=settings, accounts=accounts,
                         publisher=publisher)
-    from fleet_api.revoke import retry_pending
+    from fleet_api.devices.revoke import retry_pending
 
     side = services.broker_side()
     worker = Worker(engine, publisher, heartbeat_timeout_s=args.heartbeat_timeout,
@@ -182,8 +183,22 @@ def _fleet_client_id(value: str) -> str:
     return value
 
 
+def version() -> str:
+    """The installed distribution's version; the source tree's when not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("simpul")
+    except PackageNotFoundError:
+        from fleet_api import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simpul-fleet", description="Simpul fleet service")
+    parser.add_argument("--version", action="version", version=f"simpul-fleet {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -268,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing database file, devices or broker data dir")
     p.set_defaults(func=cmd_restore)
 
-    from fleet_api import updates
+    from fleet_api.updates import bundles as updates
 
     updates.register(sub)
     return parser

@@ -58,7 +58,7 @@ devices = Table(
     # 0102: the agent version of the last birth; when a cloned card was suspected.
     Column("agent_version", String(64), nullable=True),
     Column("clone_suspected_at", DateTime, nullable=True),
-    # 0102: credential rotation (fleet_api/rotation.py); the broker gets the pending hash
+    # 0102: credential rotation (fleet_api/devices/rotation.py); the broker gets the pending hash
     # while the state is "switched".
     Column("pending_password_hash", String(200), nullable=True),
     Column("rotation_id", String(32), nullable=True),
@@ -373,7 +373,7 @@ def migrate(engine: Engine) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
-# -- 0101: device certificates from the fleet's CA (fleet_api/pki.py) -----------------------
+# -- 0101: device certificates from the fleet's CA (fleet_api/devices/pki.py) ---------
 certificates = Table(
     "certificates", metadata,
     Column("serial", String(40), primary_key=True),  # hex; X.509 serials pass 64 bits
@@ -384,7 +384,7 @@ certificates = Table(
 )
 Index("certificates_device", certificates.c.device_id)
 
-# -- 0102: births, kept a day, for cloned-card detection (fleet_api/identity.py) -----------
+# -- 0102: births, kept a day, for cloned-card detection (fleet_api/devices/identity.py) -----------
 births = Table(
     "births", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -394,7 +394,7 @@ births = Table(
 )
 Index("births_device", births.c.device_id, births.c.received_at)
 
-# -- 0103: staged rollouts of agent updates (fleet_api/update_rollout.py) -------------------
+# -- 0103: staged rollouts of agent updates (fleet_api/updates/rollout.py) -------------------
 update_rollouts = Table(
     "update_rollouts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -420,7 +420,7 @@ update_targets = Table(
     Column("detail", Text, nullable=True),
 )
 
-# -- 0105: district bridges, each created by an admin for its districts (fleet_api/bridges.py)
+# -- 0105: district bridges, one per admin-chosen set of districts (fleet_api/broker/bridges.py)
 bridges = Table(
     "bridges", metadata,
     Column("name", String(40), primary_key=True),  # the broker account is simpul_bridge_<name>
@@ -428,4 +428,18 @@ bridges = Table(
     Column("password_hash", String(200), nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+# -- 0100: claim codes of boxes registered before their site is known (fleet_api/devices/claims.py)
+claims = Table(
+    "claims", metadata,
+    Column("claim_code", String(32), primary_key=True),
+    Column("device_id", String(63), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime, nullable=True),
+    Column("claimed_via", String(16), nullable=True),
+    Column("site", String(200), nullable=True),
+    Column("district", String(100), nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
 )

@@ -8,10 +8,10 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from pydantic import AfterValidator
 from sqlalchemy.engine import Engine
 
-from fleet_api.accounts import AccountSync
 from fleet_api.auth import COOKIE, FailureLimiter, Principal, lookup
-from fleet_api.publisher import Publisher
-from fleet_api.revoke import BrokerSide
+from fleet_api.broker.accounts import AccountSync
+from fleet_api.broker.publisher import Publisher
+from fleet_api.devices.revoke import BrokerSide
 from fleet_api.settings import Settings
 
 

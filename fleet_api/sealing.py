@@ -22,12 +22,14 @@ from typing import Any, Dict, Optional
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from fleet_api.errors import FleetError
+
 log = logging.getLogger("simpul.sealing")
 
 SEALED = "sealed"
 
 
-class SealingError(Exception):
+class SealingError(FleetError):
     """No key to seal with, or a sealed value the key cannot open; the message says why."""
 
 

@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
+from fleet_api.errors import FleetError
 from simpul_wire.topics import fleet_name
 
 
-class SettingsError(ValueError):
+class SettingsError(FleetError, ValueError):
     """A setting that cannot be used; the message says which and why."""
 
 

@@ -17,11 +17,16 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet_api import commands, lease, rollout, rollups, rotation, update_rollout, webhooks
-from fleet_api.accounts import AccountSync
-from fleet_api.alerts import Evaluator
+from fleet_api import lease
+from fleet_api.alerts import webhooks
+from fleet_api.alerts.rules import Evaluator
+from fleet_api.broker.accounts import AccountSync
+from fleet_api.broker.publisher import Publisher, publish_desired
+from fleet_api.control import box_commands, config_rollout
 from fleet_api.db import devices
-from fleet_api.publisher import Publisher, publish_desired
+from fleet_api.devices import rotation
+from fleet_api.ingest import rollups
+from fleet_api.updates import rollout as update_rollout
 
 log = logging.getLogger("simpul.worker")
 
@@ -51,14 +56,14 @@ class Worker:
         self.held = False
         self.errors = 0
         self.tasks: List[Callable[[], object]] = [
-            self._republish, lambda: rollout.advance(self.engine, self.publisher),
-            lambda: commands.republish_queued(self.engine, self.publisher),
+            self._republish, lambda: config_rollout.advance(self.engine, self.publisher),
+            lambda: box_commands.republish_queued(self.engine, self.publisher),
             self._expire, self._alerts,
             self._webhooks, self._rollups,
             lambda: rotation.advance(self.engine, self.accounts),
             lambda: update_rollout.advance(self.engine, self.publisher),
         ]
-        if deregistrations is not None:  # fleet_api/revoke.py: retry_pending
+        if deregistrations is not None:  # fleet_api/devices/revoke.py: retry_pending
             self.tasks.append(deregistrations)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-worker", daemon=True)
@@ -88,7 +93,7 @@ class Worker:
             self.evaluator.run()
 
     def _expire(self) -> None:
-        commands.expire(self.engine)
+        box_commands.expire(self.engine)
 
     def _republish(self) -> None:
         """Devices whose retained desired config the broker may lack."""

@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire import Command, DesiredConfig, encode
 from tests.harness import Broker, Fleet, agent_process, telemetry, wait_until, write_agent_config
 from tests.test_broker_acl import Client

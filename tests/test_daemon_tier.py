@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire import DesiredConfig, encode
 from tests.harness import Broker, Fleet, agent_process, wait_until, write_agent_config
 from tests.test_broker_acl import Client

@@ -25,7 +25,7 @@ def loaded_after(statement: str) -> List[str]:
 
 
 @pytest.mark.parametrize("statement", [
-    "import fleet_api.main, fleet_api.cli, fleet_api.twin, fleet_api.updates",
+    "import fleet_api.main, fleet_api.cli, fleet_api.control.twin, fleet_api.updates.bundles",
     "import simpul_wire, simpul_wire.config, simpul_wire.bundle, simpul_wire.transport",
 ])
 def test_loads_nothing_of_the_agent(statement: str) -> None:
@@ -33,7 +33,7 @@ def test_loads_nothing_of_the_agent(statement: str) -> None:
 
 
 def test_the_fleet_validates_desired_config_without_the_agent() -> None:
-    statement = ("from fleet_api.twin import validate; "
+    statement = ("from fleet_api.control.twin import validate; "
                  "validate({'collectors': [{'type': 'modbus', 'port': '/dev/x', "
                  "'registers': [{'name': 'level', 'register': 0}]}]})")
     assert loaded_after(statement) == []

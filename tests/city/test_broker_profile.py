@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.stack import REPO, Stack, env, free_port
-from fleet_api.broker import CITY_MAX_CONNECTIONS
+from fleet_api.broker.process import CITY_MAX_CONNECTIONS
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from tests.clients.test_privacy import find_in_files, find_macs
 from tests.harness import (
     BIN,

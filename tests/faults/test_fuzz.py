@@ -157,7 +157,7 @@ topics = (st.text(max_size=60)
 @given(batch=st.lists(st.tuples(topics, payloads, st.booleans()), min_size=1, max_size=8))
 def test_ingest_build_never_raises_and_counts_refusals(batch: List[Any]) -> None:
     from fleet_api.db import make_engine, utcnow
-    from fleet_api.ingest import Ingest, Message
+    from fleet_api.ingest.consumer import Ingest, Message
     from simpul_wire.topics import TopicError, parse_topic
 
     ingest = Ingest(make_engine("sqlite:///:memory:"), "127.0.0.1", 1, "u", "p")
@@ -197,7 +197,7 @@ def test_ingest_build_never_raises_and_counts_refusals(batch: List[Any]) -> None
 
 def test_a_good_message_builds_rows() -> None:
     from fleet_api.db import make_engine, utcnow
-    from fleet_api.ingest import Ingest, Message
+    from fleet_api.ingest.consumer import Ingest, Message
 
     ingest = Ingest(make_engine("sqlite:///:memory:"), "127.0.0.1", 1, "u", "p")
     body = json.dumps(valid_batch()).encode()

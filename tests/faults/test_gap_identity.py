@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from agent.outbox import Outbox, StoredRecord
 from fleet_api.db import make_engine, migrate, records, utcnow
-from fleet_api.store import insert_records, record_row
+from fleet_api.ingest.store import insert_records, record_row
 from simpul_wire.models import Record, seq_ranges
 
 BODY = {"ts": "2026-11-23T08:00:00+00:00", "metrics": {f"m{i}": float(i) for i in range(60)},

@@ -13,8 +13,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 
 from fleet_api.db import devices, make_engine, migrate, rejects, utcnow
-from fleet_api.ingest import Ingest, Message
-from fleet_api.store import write_batch
+from fleet_api.ingest.consumer import Ingest, Message
+from fleet_api.ingest.store import write_batch
 from simpul_wire.models import MAX_PAYLOAD_BYTES, Record, TelemetryBatch, encode
 from tests.faults.helpers import (
     assert_exactly_once,

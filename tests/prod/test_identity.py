@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from agent.control.builtin import CommandError
 from agent.credentials import Credentials, rotate_handler
-from fleet_api.identity import Birth, Rotation, begin, detect_clones, step
+from fleet_api.devices.identity import Birth, Rotation, begin, detect_clones, step
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 

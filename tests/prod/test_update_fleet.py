@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet_api import updates
+from fleet_api.updates import bundles as updates
 
 
 def cli(*argv: str) -> int:

@@ -14,7 +14,7 @@ import pytest
 from agent.config import load_config
 from agent.update import guard
 from agent.update.slots import bootstrap
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from tests.harness import Broker, Fleet, Process, wait_until, write_agent_config
 from tests.prod.conftest import Bundles
 from tests.test_broker_acl import Client

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List
 import httpx
 import pytest
 
-from fleet_api.accounts import BRIDGE_PREFIX, FLEET_USER
+from fleet_api.broker.accounts import BRIDGE_PREFIX, FLEET_USER
 from simpul_wire import encode
 from simpul_wire.models import Record, TelemetryBatch
 from simpul_wire.topics import topic
@@ -241,7 +241,7 @@ def test_bridges_exist_only_when_an_admin_makes_them(broker: Broker, fleet: Flee
 def test_a_legacy_broker_dir_is_migrated(scratch: Path) -> None:
     """Data dirs made before the fleet's names changed: the old accounts lose their
     lines, the acl_file goes, and device lines stay."""
-    from fleet_api.broker import prepare
+    from fleet_api.broker.process import prepare
 
     data = scratch / "old"
     data.mkdir()

@@ -22,7 +22,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from fleet_api.accounts import BRIDGE_PREFIX, FLEET_USER
+from fleet_api.broker.accounts import BRIDGE_PREFIX, FLEET_USER
 from simpul_wire.models import (
     Command,
     CommandResult,

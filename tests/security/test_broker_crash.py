@@ -51,7 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire.models import Record, TelemetryBatch, encode
 from simpul_wire.topics import topic
 from tests.harness import Broker, Fleet, telemetry, wait_until

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet_api.accounts import verify_hash
+from fleet_api.broker.accounts import verify_hash
 from tests.harness import Fleet, wait_until
 from tests.test_broker_acl import Client
 

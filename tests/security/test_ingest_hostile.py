@@ -21,12 +21,13 @@ from alembic.config import Config
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from fleet_api import db, rollups
-from fleet_api.accounts import FLEET_USER
+from fleet_api import db
+from fleet_api.broker.accounts import FLEET_USER
+from fleet_api.broker.mqtt_link import Message
 from fleet_api.db import make_engine, records, rejects
-from fleet_api.ingest import Ingest
-from fleet_api.mqtt_link import Message
-from fleet_api.store import Batch
+from fleet_api.ingest import rollups
+from fleet_api.ingest.consumer import Ingest
+from fleet_api.ingest.store import Batch
 from simpul_wire import Record, TelemetryBatch, encode, utcnow
 from tests.fleet.conftest import db_url, fleet  # noqa: F401 -- both engines
 from tests.harness import Broker, Fleet, device, telemetry, wait_until

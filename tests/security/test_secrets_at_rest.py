@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 import psycopg
 import pytest
 
-from fleet_api.accounts import FLEET_USER
+from fleet_api.broker.accounts import FLEET_USER
 from fleet_api.db import make_engine
 from tests.fleet.conftest import db_url, fleet  # noqa: F401  (SQLite and PostgreSQL)
 from tests.harness import (
@@ -170,8 +170,8 @@ def test_a_deleted_devices_final_rotation_loses_its_sealed_password(db_url: str,
                                                                      scratch: Path) -> None:
     """The device went away mid-rotation, so no rotation step erases its command's
     password; the sweep does, on both engines, once the command is final."""
-    from fleet_api import commands as cmds
     from fleet_api import sealing
+    from fleet_api.control import box_commands as cmds
     from fleet_api.db import commands, migrate
 
     engine = make_engine(db_url)

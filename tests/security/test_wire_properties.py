@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from fleet_api.broker.mqtt_link import Message
 from fleet_api.db import devices, make_engine, migrate, records, rejects, utcnow
-from fleet_api.ingest import Ingest
-from fleet_api.mqtt_link import Message
-from fleet_api.store import Batch
+from fleet_api.ingest.consumer import Ingest
+from fleet_api.ingest.store import Batch
 from simpul_wire.models import (
     MAX_METRIC,
     MAX_SEQ,

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import func, select, update
 
-from fleet_api.alerts import CATEGORIES, alert_dict, emit
+from fleet_api.alerts.rules import CATEGORIES, alert_dict, emit
 from fleet_api.api.limits import RequestBody
 from fleet_api.audit import record
 from fleet_api.db import alerts, deliveries, events, inserted_id, iso, utcnow, webhooks

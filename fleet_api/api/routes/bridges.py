@@ -5,9 +5,9 @@ from typing import Annotated, List, Optional
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fleet_api import bridges
-from fleet_api.accounts import valid_bridge_name
 from fleet_api.api.limits import RequestBody
+from fleet_api.broker import bridges
+from fleet_api.broker.accounts import valid_bridge_name
 from fleet_api.deps import Admin, ServicesDep
 
 router = APIRouter(prefix="/api/v1/bridges", tags=["bridges"])

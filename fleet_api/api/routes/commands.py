@@ -4,16 +4,14 @@ from typing import Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from fleet_api import commands as cmds
 from fleet_api.api.limits import FreeJson, RequestBody
-from fleet_api.audit import record
 from fleet_api.auth import Principal
-from fleet_api.db import commands, devices, iso, utcnow
+from fleet_api.control import box_commands as cmds
+from fleet_api.control.twin import redact
+from fleet_api.db import iso, utcnow
 from fleet_api.deps import CommandId, DeviceId, ServicesDep, Technician, Viewer
-from fleet_api.rotation import COMMAND as ROTATE
-from fleet_api.twin import redact
+from fleet_api.devices.rotation import COMMAND as ROTATE
 
 router = APIRouter(prefix="/api/v1/devices", tags=["commands"])
 
@@ -78,14 +76,10 @@ def _send(services: Any, who: Principal, device_id: str, name: str, args: Dict[s
         raise HTTPException(409, "credentials are rotated with POST "
                                  f"/api/v1/devices/{device_id}/credentials/rotate, which "
                                  "keeps the broker and the box in step")
-    with services.engine.begin() as conn:
-        if conn.execute(select(devices.c.device_id)
-                        .where(devices.c.device_id == device_id)).first() is None:
-            raise HTTPException(404, f"no device {device_id}")
-        row = cmds.create(conn, device_id, name, args, timeout_s,
-                          who.name or f"#{who.token_id}", retry_of)
-        record(conn, who, "command.retry" if retry_of else "command.create", device_id,
-               {"command_id": row["command_id"], "name": name, "args": redact(args)})
+    try:
+        row = cmds.create_for(services.engine, who, device_id, name, args, timeout_s, retry_of)
+    except LookupError as exc:
+        raise HTTPException(404, f"no device {device_id}") from exc
     delivered = cmds.publish(services.engine, services.publisher, row)
     return CommandCreated(command_id=row["command_id"],
                           status="delivered" if delivered else "queued")
@@ -110,9 +104,7 @@ def list_commands(device_id: DeviceId, services: ServicesDep, _who: Viewer,
 
 
 def _get(services: Any, device_id: str, command_id: str) -> Any:
-    with services.engine.connect() as conn:
-        row = conn.execute(select(commands).where(commands.c.command_id == command_id,
-                                                  commands.c.device_id == device_id)).first()
+    row = cmds.find(services.engine, device_id, command_id)
     if row is None:
         raise HTTPException(404, f"no command {command_id} for {device_id}")
     return row

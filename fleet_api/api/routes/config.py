@@ -4,16 +4,12 @@ from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from fleet_api import twin
 from fleet_api.api.limits import FreeJson, RequestBody
-from fleet_api.audit import record
-from fleet_api.db import devices, groups, tiers
+from fleet_api.broker.publisher import publish_desired
+from fleet_api.control import device_config as svc
+from fleet_api.control import twin
 from fleet_api.deps import DeviceId, Operator, ServicesDep, Viewer
-from fleet_api.publisher import publish_desired
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 
@@ -66,54 +62,46 @@ class Tier(RequestBody):
     name: str = Field(default="", max_length=100)
 
 
-def device_row(conn: Connection, device_id: str) -> Any:
-    row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
-    if row is None:
-        raise HTTPException(404, f"no device {device_id}")
-    return row
+def _view(services: ServicesDep, device_id: str) -> TwinView:
+    with services.engine.connect() as conn:
+        row = svc.device_row(conn, device_id)
+        return TwinView(
+            desired=twin.redact(dict(row.desired or {})),
+            effective=twin.redact(twin.effective(conn, row)),
+            reported=twin.redact(dict(row.reported or {})), version=row.desired_version,
+            published_version=row.published_version, group=row.group_name,
+            group_rev=row.group_rev, tier_mbps=row.tier_mbps,
+            tier_applied_mbps=row.tier_applied_mbps)
 
 
-def view(conn: Connection, row: Any) -> TwinView:
-    return TwinView(
-        desired=twin.redact(dict(row.desired or {})),
-        effective=twin.redact(twin.effective(conn, row)),
-        reported=twin.redact(dict(row.reported or {})), version=row.desired_version,
-        published_version=row.published_version, group=row.group_name,
-        group_rev=row.group_rev, tier_mbps=row.tier_mbps,
-        tier_applied_mbps=row.tier_applied_mbps)
-
-
-def _twin_errors(exc: Exception) -> HTTPException:
+def _http(exc: Exception) -> HTTPException:
+    if isinstance(exc, (svc.NoDevice, svc.NoGroup)):
+        return HTTPException(404, str(exc))
     if isinstance(exc, twin.VersionConflict):
         return HTTPException(409, f"stale version: the config is at version {exc.current}; "
                                   "read it again and reapply your change")
-    if isinstance(exc, LookupError):
-        return HTTPException(422, str(exc))
-    return HTTPException(422, str(exc))
+    if isinstance(exc, (svc.KeptChanging, svc.TierExists)):
+        return HTTPException(409, str(exc))
+    return HTTPException(422, str(exc))  # TwinError, or a tier the catalogue lacks
 
 
 @router.get("/devices/{device_id}/config", response_model=TwinView)
 def get_config(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> TwinView:
-    with services.engine.connect() as conn:
-        return view(conn, device_row(conn, device_id))
+    try:
+        return _view(services, device_id)
+    except svc.NoDevice as exc:
+        raise _http(exc) from exc
 
 
 @router.put("/devices/{device_id}/config", response_model=TwinView)
 def put_config(device_id: DeviceId, body: ConfigPut, services: ServicesDep, who: Operator
                ) -> TwinView:
     try:
-        with services.engine.begin() as conn:
-            row = device_row(conn, device_id)
-            own = twin.keep_secrets(body.desired, dict(row.desired or {}))
-            if body.version != row.desired_version:
-                raise twin.VersionConflict(row.desired_version)
-            version = twin.write(conn, row, body.version, own)
-            record(conn, who, "config.put", device_id, {"version": version, "desired": own})
-    except (twin.TwinError, twin.VersionConflict) as exc:
-        raise _twin_errors(exc) from exc
+        svc.put_own(services.engine, who, device_id, body.desired, body.version)
+    except (svc.NoDevice, twin.TwinError, twin.VersionConflict) as exc:
+        raise _http(exc) from exc
     publish_desired(services.engine, services.publisher, [device_id])
-    with services.engine.connect() as conn:
-        return view(conn, device_row(conn, device_id))
+    return _view(services, device_id)
 
 
 @router.put("/devices/{device_id}/tier", response_model=TwinView)
@@ -121,25 +109,12 @@ def put_tier(device_id: DeviceId, body: TierPut, services: ServicesDep, who: Ope
     """Write `tier` = {down_mbps, up_mbps, per_client_mbps} from the catalogue into the
     device's desired config and bump the version. `tier_applied_mbps` changes only when
     the box reports the tier applied."""
-    for _attempt in range(3):
-        try:
-            with services.engine.begin() as conn:
-                row = device_row(conn, device_id)
-                own = dict(row.desired or {})
-                own["tier"] = twin.tier_section(conn, body.mbps)
-                version = twin.write(conn, row, row.desired_version, own)
-                record(conn, who, "tier.put", device_id, {"mbps": body.mbps,
-                                                          "version": version})
-            break
-        except twin.VersionConflict:
-            continue  # a concurrent writer: read again and reapply
-        except (twin.TwinError, LookupError) as exc:
-            raise _twin_errors(exc) from exc
-    else:
-        raise HTTPException(409, "the config kept changing under this write; try again")
+    try:
+        svc.put_tier(services.engine, who, device_id, body.mbps)
+    except (svc.NoDevice, svc.KeptChanging, twin.TwinError, LookupError) as exc:
+        raise _http(exc) from exc
     publish_desired(services.engine, services.publisher, [device_id])
-    with services.engine.connect() as conn:
-        return view(conn, device_row(conn, device_id))
+    return _view(services, device_id)
 
 
 @router.put("/devices/{device_id}/group", response_model=TwinView)
@@ -147,39 +122,24 @@ def put_group(device_id: DeviceId, body: GroupPut, services: ServicesDep, who: O
               ) -> TwinView:
     """Assign the device to a group (its template, thresholds and rollouts) or to none."""
     try:
-        with services.engine.begin() as conn:
-            row = device_row(conn, device_id)
-            rev = None
-            if body.group is not None:
-                grp = conn.execute(select(groups.c.rev).where(groups.c.name == body.group)
-                                   ).first()
-                if grp is None:
-                    raise HTTPException(404, f"no group {body.group}")
-                rev = grp[0]
-            twin.write(conn, row, row.desired_version, dict(row.desired or {}),
-                       group=body.group, rev=rev)
-            record(conn, who, "device.group", device_id, {"group": body.group})
-    except (twin.TwinError, twin.VersionConflict) as exc:
-        raise _twin_errors(exc) from exc
+        svc.put_group(services.engine, who, device_id, body.group)
+    except (svc.NoDevice, svc.NoGroup, twin.TwinError, twin.VersionConflict) as exc:
+        raise _http(exc) from exc
     publish_desired(services.engine, services.publisher, [device_id])
-    with services.engine.connect() as conn:
-        return view(conn, device_row(conn, device_id))
+    return _view(services, device_id)
 
 
 @router.get("/tiers", response_model=List[Tier], tags=["tiers"])
 def list_tiers(services: ServicesDep, _who: Viewer) -> List[Tier]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(tiers).order_by(tiers.c.mbps)).fetchall()
     return [Tier(mbps=r.mbps, down_mbps=r.down_mbps, up_mbps=r.up_mbps,
-                 per_client_mbps=r.per_client_mbps, name=r.name) for r in rows]
+                 per_client_mbps=r.per_client_mbps, name=r.name)
+            for r in svc.list_tiers(services.engine)]
 
 
 @router.post("/tiers", response_model=Tier, status_code=201, tags=["tiers"])
 def add_tier(body: Tier, services: ServicesDep, who: Operator) -> Tier:
     try:
-        with services.engine.begin() as conn:
-            conn.execute(tiers.insert().values(**body.model_dump()))
-            record(conn, who, "tier.add", f"{body.mbps:g}", body.model_dump())
-    except IntegrityError as exc:
-        raise HTTPException(409, f"a tier of {body.mbps:g} Mbps exists") from exc
+        svc.add_tier(services.engine, who, body.model_dump())
+    except svc.TierExists as exc:
+        raise _http(exc) from exc
     return body

@@ -3,53 +3,23 @@
 import json
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from pydantic_core import to_json
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
-from fleet_api.accounts import mosquitto_hash, new_password
-from fleet_api.api.limits import RequestBody
+from fleet_api.api.schemas import DeviceCreate, Kind, MqttCredentials
 from fleet_api.audit import record
+from fleet_api.broker.accounts import mosquitto_hash, new_password
 from fleet_api.db import devices, iso, records, to_naive_utc, utcnow
 from fleet_api.deps import DeviceId, Offset, ServicesDep, StorableTime, Technician, Viewer
-from fleet_api.presence import ingest_alive
-from fleet_api.revoke import is_pending
-from simpul_wire.ids import DeviceId as WireDeviceId  # the body's; deps.DeviceId is a path's
-from simpul_wire.topics import reserved_device_id
+from fleet_api.devices.revoke import is_pending
+from fleet_api.ingest.presence import ingest_alive
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-
-Kind = Literal["wifi", "cctv", "sensor"]
-# A device carries at most 32 tags of at most 64 characters: 2 KiB, not megabytes.
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
-MAX_TAGS = 32
-
-
-class DeviceCreate(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "device_id": "taman-kota-01", "site": "Taman Kota", "kind": "wifi",
-        "district": "Kota Barat", "lat": -6.2, "lon": 106.8, "tags": ["park"]}]})
-
-    device_id: WireDeviceId = Field(min_length=2, max_length=63)
-    site: str = Field(min_length=1, max_length=200)
-    kind: Kind
-    district: str = Field(min_length=1, max_length=100)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    tags: List[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
-
-    @field_validator("device_id")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        reserved = reserved_device_id(value)
-        if reserved:
-            raise ValueError(reserved)
-        return value
-
 
 class DevicePublic(BaseModel):
     device_id: str
@@ -83,13 +53,6 @@ class DeviceView(DevicePublic):
     deregistration: Optional[Literal["pending"]] = Field(
         default=None, description="DELETE was asked while the broker could not be reached: "
                                   "the box is locked out, the fleet finishes it later")
-
-
-class MqttCredentials(BaseModel):
-    url: str
-    username: str
-    password: str
-    client_id: str
 
 
 class DeviceRegistered(BaseModel):

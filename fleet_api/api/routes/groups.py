@@ -5,16 +5,14 @@ from typing import Annotated, Any, Dict, List, Optional
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from fleet_api import rollout as ro
-from fleet_api import twin
 from fleet_api.api.limits import FreeJson, RequestBody
-from fleet_api.audit import record
-from fleet_api.db import devices, groups, inserted_id, iso, rollouts, utcnow
+from fleet_api.broker.publisher import publish_desired
+from fleet_api.control import groups as svc
+from fleet_api.control import twin
+from fleet_api.db import iso
 from fleet_api.deps import GroupName, Operator, RowId, ServicesDep, Viewer
-from fleet_api.publisher import publish_desired
 
 router = APIRouter(prefix="/api/v1", tags=["groups"])
 
@@ -72,19 +70,17 @@ class RolloutView(BaseModel):
 
 
 def _group(conn: Connection, name: str) -> Any:
-    row = conn.execute(select(groups).where(groups.c.name == name)).first()
-    if row is None:
-        raise HTTPException(404, f"no group {name}")
-    return row
+    try:
+        return svc.group_row(conn, name)
+    except svc.NoGroup as exc:
+        raise HTTPException(404, str(exc)) from exc
 
 
 def _view(conn: Connection, row: Any, rollout_id: Optional[int] = None) -> GroupView:
-    members = conn.execute(select(func.count()).select_from(devices)
-                           .where(devices.c.group_name == row.name)).scalar_one()
     return GroupView(name=row.name, rev=row.rev,
                      template=twin.redact(twin.template(conn, row.name, row.rev)),
-                     thresholds=dict(row.thresholds or {}), members=int(members),
-                     rollout_id=rollout_id)
+                     thresholds=dict(row.thresholds or {}),
+                     members=svc.member_count(conn, row.name), rollout_id=rollout_id)
 
 
 def _rollout_view(r: Any) -> RolloutView:
@@ -98,27 +94,10 @@ def _rollout_view(r: Any) -> RolloutView:
 def _apply(services: Any, who: Any, name: str, template: Dict[str, Any],
            thresholds: Optional[Dict[str, Any]], spec: Optional[RolloutSpec],
            action: str) -> GroupView:
-    moved: List[str] = []
-    rollout_id = None
+    stages = None if spec is None else (spec.stage_size, spec.stage_timeout_s)
     try:
-        with services.engine.begin() as conn:
-            existing = conn.execute(select(groups.c.rev).where(groups.c.name == name)).first()
-            old = twin.template(conn, name, existing[0]) if existing else {}
-            rev = ro.new_revision(conn, name, twin.keep_secrets(template, old), thresholds)
-            if spec is None:
-                moved = ro.move_all(conn, name, rev)
-            else:
-                now = utcnow()
-                conn.execute(rollouts.update().where(rollouts.c.group_name == name,
-                                                     rollouts.c.status == "running")
-                             .values(status="superseded", updated_at=now))
-                rollout_id = inserted_id(conn.execute(rollouts.insert().values(
-                    group_name=name, target_rev=rev, stage_size=spec.stage_size,
-                    stage_timeout_s=spec.stage_timeout_s, status="running", stage=0,
-                    waiting={}, done=[], failed=[], created_by=who.name or f"#{who.token_id}",
-                    created_at=now, updated_at=now)))
-            record(conn, who, action, f"group:{name}",
-                   {"rev": rev, "template": template, "rollout": rollout_id})
+        moved, rollout_id = svc.apply(services.engine, who, name, template, thresholds,
+                                      stages, action)
     except (twin.TwinError, twin.VersionConflict, LookupError) as exc:
         raise HTTPException(422 if not isinstance(exc, twin.VersionConflict) else 409,
                             str(exc)) from exc
@@ -130,7 +109,7 @@ def _apply(services: Any, who: Any, name: str, template: Dict[str, Any],
 @router.get("/groups", response_model=List[GroupView])
 def list_groups(services: ServicesDep, _who: Viewer) -> List[GroupView]:
     with services.engine.connect() as conn:
-        return [_view(conn, r) for r in conn.execute(select(groups).order_by(groups.c.name))]
+        return [_view(conn, r) for r in svc.all_groups(conn)]
 
 
 @router.get("/groups/{name}", response_model=GroupView)
@@ -154,30 +133,23 @@ def put_group(name: GroupName, body: GroupPutBody, services: ServicesDep, who: O
 def put_group_tier(name: GroupName, body: GroupTierBody, services: ServicesDep, who: Operator
                    ) -> GroupView:
     """Assign a catalogue tier to every member through the group's template."""
-    with services.engine.connect() as conn:
-        row = _group(conn, name)
-        template = twin.template(conn, name, row.rev)
-        try:
-            template["tier"] = twin.tier_section(conn, body.mbps)
-        except LookupError as exc:
-            raise HTTPException(422, str(exc)) from exc
+    try:
+        template = svc.template_with_tier(services.engine, name, body.mbps)
+    except svc.NoGroup as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except LookupError as exc:
+        raise HTTPException(422, str(exc)) from exc
     return _apply(services, who, name, template, None, body.rollout, "group.tier")
-
 
 @router.get("/rollouts", response_model=List[RolloutView])
 def list_rollouts(services: ServicesDep, _who: Viewer,
                   group: Optional[str] = Query(None, max_length=100)) -> List[RolloutView]:
-    query = select(rollouts).order_by(rollouts.c.id.desc()).limit(200)
-    if group is not None:
-        query = query.where(rollouts.c.group_name == group)
-    with services.engine.connect() as conn:
-        return [_rollout_view(r) for r in conn.execute(query)]
+    return [_rollout_view(r) for r in svc.list_rollouts(services.engine, group)]
 
 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutView)
 def get_rollout(rollout_id: RowId, services: ServicesDep, _who: Viewer) -> RolloutView:
-    with services.engine.connect() as conn:
-        row = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id)).first()
+    row = svc.find_rollout(services.engine, rollout_id)
     if row is None:
         raise HTTPException(404, f"no rollout {rollout_id}")
     return _rollout_view(row)

@@ -8,15 +8,12 @@ from typing import Any, Dict, Iterator, List, Literal, Optional
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from fleet_api import commands as cmds
-from fleet_api import rotation
-from fleet_api.accounts import mosquitto_hash, new_password
 from fleet_api.api.limits import BULK_BODY_CAP, RequestBody
-from fleet_api.api.routes.devices import DeviceCreate, MqttCredentials
+from fleet_api.api.schemas import DeviceCreate, MqttCredentials
 from fleet_api.audit import record
-from fleet_api.db import devices, iso, records, rejects, to_naive_utc, utcnow
+from fleet_api.control import box_commands as cmds
+from fleet_api.db import iso
 from fleet_api.deps import (
     Admin,
     DeviceId,
@@ -26,8 +23,9 @@ from fleet_api.deps import (
     Technician,
     Viewer,
 )
-from fleet_api.pki import FleetCA, PkiError, issue, pem
-from fleet_api.revoke import deregister, is_pending
+from fleet_api.devices import registry, rotation
+from fleet_api.devices.pki import FleetCA, PkiError, issue, pem
+from fleet_api.devices.revoke import deregister, is_pending
 from fleet_api.spreadsheet import safe_row
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -72,22 +70,11 @@ def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> B
     ids = [d.device_id for d in body.devices]
     if len(set(ids)) != len(ids):
         raise HTTPException(422, "a device_id appears twice in the request")
-    now = utcnow()
-    passwords = {d.device_id: new_password() for d in body.devices}
-    with services.engine.begin() as conn:
-        taken = []
-        for i in range(0, len(ids), 500):
-            taken += [r[0] for r in conn.execute(select(devices.c.device_id)
-                                                 .where(devices.c.device_id.in_(ids[i:i + 500])))]
-        if taken:
-            raise HTTPException(409, f"already registered: {', '.join(sorted(taken)[:20])}")
-        conn.execute(devices.insert(), [{
-            "device_id": d.device_id, "site": d.site, "kind": d.kind, "district": d.district,
-            "lat": d.lat, "lon": d.lon, "tags": d.tags, "state": "unknown",
-            "password_hash": mosquitto_hash(passwords[d.device_id]), "created_at": now,
-            "desired": {}, "desired_version": 0, "reported": {}, "rejected_count": 0,
-            "published_version": 0} for d in body.devices])
-        record(conn, who, "device.bulk_register", f"{len(ids)} devices", {"ids": ids[:100]})
+    try:
+        passwords = registry.register_many(services.engine, who,
+                                           [d.model_dump() for d in body.devices])
+    except registry.AlreadyRegistered as exc:
+        raise HTTPException(409, str(exc)) from exc
     if services.accounts is not None and \
             not services.accounts.wait(services.accounts.request(), timeout=30):
         raise HTTPException(503, "registered, but the broker did not take the accounts yet")
@@ -113,8 +100,7 @@ def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> Res
     dropped. Stored telemetry stays. While the broker cannot be reached the answer is
     202 and the device shows `deregistration: pending` until the fleet has finished."""
     with services.engine.begin() as conn:
-        if conn.execute(select(devices.c.device_id)
-                        .where(devices.c.device_id == device_id)).first() is None:
+        if not registry.exists(conn, device_id):
             raise HTTPException(404, f"no device {device_id}")
         record(conn, who, "device.delete", device_id)
     if deregister(services.engine, services.broker_side(), device_id):
@@ -130,16 +116,13 @@ def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> Res
 def list_rejects(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                  limit: int = Query(100, ge=1, le=1000)) -> RejectList:
     """Payloads of this device the ingest refused, newest first, with the reason."""
-    with services.engine.connect() as conn:
-        dev = conn.execute(select(devices.c.rejected_count)
-                           .where(devices.c.device_id == device_id)).first()
-        if dev is None:
-            raise HTTPException(404, f"no device {device_id}")
-        rows = conn.execute(select(rejects).where(rejects.c.device_id == device_id)
-                            .order_by(rejects.c.id.desc()).limit(limit)).fetchall()
+    found = registry.rejects_of(services.engine, device_id, limit)
+    if found is None:
+        raise HTTPException(404, f"no device {device_id}")
+    rejected_count, rows = found
     data = [Reject(id=r.id, topic=r.topic, reason=r.reason, received_at=iso(r.received_at))
             for r in rows]
-    return RejectList(data=data, count=len(data), rejected_count=dev[0])
+    return RejectList(data=data, count=len(data), rejected_count=rejected_count)
 
 
 @router.get("/{device_id}/telemetry.csv", response_class=StreamingResponse,
@@ -150,19 +133,11 @@ def telemetry_csv(device_id: DeviceId, services: ServicesDep, _who: Viewer,
                   limit: int = Query(100000, ge=1, le=1000000)) -> StreamingResponse:
     """One row per record: ts, received_at, epoch, seq, then one column per metric. Text
     that a spreadsheet would run as a formula starts with a single quote."""
-    query = select(records.c.ts, records.c.received_at, records.c.epoch, records.c.seq,
-                   records.c.metrics).where(records.c.device_id == device_id,
-                                            records.c.stream == stream)
-    if since is not None:
-        query = query.where(records.c.ts >= to_naive_utc(since))
-    if until is not None:
-        query = query.where(records.c.ts < to_naive_utc(until))
-    with services.engine.connect() as conn:
-        if conn.execute(select(devices.c.device_id)
-                        .where(devices.c.device_id == device_id)).first() is None:
-            raise HTTPException(404, f"no device {device_id}")
-        rows = conn.execute(query.order_by(records.c.ts, records.c.seq).limit(limit)
-                            ).fetchall()
+    found = registry.records_for_export(services.engine, device_id, stream, since, until,
+                                        limit)
+    if found is None:
+        raise HTTPException(404, f"no device {device_id}")
+    rows = found
     names = sorted({k for r in rows for k in (r.metrics or {})})
 
     def lines() -> Iterator[str]:
@@ -207,8 +182,7 @@ def issue_certificate(device_id: DeviceId, body: CertificateRequest, services: S
     CN=<device id>, whatever the request asked; the broker's TLS listener takes it as the
     username. The box's key never leaves the box."""
     with services.engine.connect() as conn:
-        if conn.execute(select(devices.c.device_id)
-                        .where(devices.c.device_id == device_id)).first() is None:
+        if not registry.exists(conn, device_id):
             raise HTTPException(404, f"no device {device_id}")
     if not services.settings.broker_data or not FleetCA(services.settings.broker_data).exists():
         raise HTTPException(409, "this fleet has no CA: start the broker with "

@@ -1,4 +1,4 @@
-"""Staged rollouts of agent updates (fleet_api/update_rollout.py), and the bundles the
+"""Staged rollouts of agent updates (fleet_api/updates/rollout.py), and the bundles the
 boxes download (`simpul-fleet serve --updates-dir`)."""
 
 from typing import Annotated, Any, Dict, List, Literal, Optional
@@ -7,11 +7,11 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from fleet_api import update_rollout
 from fleet_api.api.limits import ROLLOUT_BODY_CAP, RequestBody
 from fleet_api.audit import record
 from fleet_api.db import devices, iso, update_rollouts, update_targets
 from fleet_api.deps import Operator, RowId, ServicesDep, Viewer
+from fleet_api.updates import rollout as update_rollout
 
 router = APIRouter(prefix="/api/v1/updates", tags=["updates"])
 

@@ -1,4 +1,4 @@
-"""Claims of pre-registered devices (fleet_api/api/routes/claims.py).
+"""Claims of pre-registered devices (fleet_api/devices/claims.py).
 
 Revision ID: 0100
 Revises: 0004

@@ -1,5 +1,5 @@
 """Births kept a day for cloned-card detection; each box's agent version and a clone flag;
-credential rotation's state (fleet_api/rotation.py).
+credential rotation's state (fleet_api/devices/rotation.py).
 
 Revision ID: 0102
 Revises: 0101
