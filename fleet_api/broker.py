@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+import broker_config
 from fleet_api import broker_plugin
 from fleet_api.accounts import (
     FLEET_USER,
@@ -29,7 +30,7 @@ from fleet_api.accounts import (
 )
 from fleet_api.pki import FleetCA
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "broker_config"
+CONFIG_DIR = broker_config.HERE
 
 
 class BrokerSetupError(Exception):
