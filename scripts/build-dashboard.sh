@@ -8,7 +8,8 @@ if [ -f "$vendor/uPlot.iife.min.js" ] && [ "$vendor/uPlot.iife.min.js" -nt packa
     exit 0
 fi
 if ! command -v npm >/dev/null; then
-    echo "simpul: npm is needed to build the dashboard: apt-get install npm" >&2
+    # scripts/setup-system.sh installs Debian's npm where no Node.js brings one.
+    echo "simpul: npm is needed to build the dashboard: run scripts/setup-system.sh as root" >&2
     exit 1
 fi
 npm ci --silent --no-audit --no-fund

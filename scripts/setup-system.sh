@@ -8,6 +8,16 @@ missing=()
 for pkg in $wanted; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# The dashboard's build (scripts/build-dashboard.sh) needs npm. Debian's npm package
+# conflicts with a nodejs that brings its own npm (NodeSource's), so ask for it only
+# where neither Node.js nor npm is found.
+if ! command -v npm >/dev/null; then
+    if command -v node >/dev/null; then
+        echo "simpul: $(command -v node) has no npm beside it: install npm with that Node.js" >&2
+        exit 1
+    fi
+    missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "simpul: please install: sudo apt-get install ${missing[*]}" >&2

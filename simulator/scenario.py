@@ -141,9 +141,23 @@ def parse_scenario(text: str) -> Scenario:
         raise ScenarioError(f"{where}: {first['msg']}") from exc
 
 
+# The shipped scenarios are package data, so `--scenario stormy-day` works from a wheel.
+SHIPPED = Path(__file__).resolve().parent / "scenarios"
+
+
+def shipped_scenario(name: str) -> Optional[Path]:
+    """The scenario shipped under this name ("stormy-day"), or None."""
+    found = SHIPPED / f"{name}.toml"
+    return found if "/" not in name and found.is_file() else None
+
+
 def load_scenario(path: str) -> Scenario:
+    """A scenario from a TOML file, or a shipped one by its name when no such file exists."""
+    file = Path(path)
+    if not file.exists():
+        file = shipped_scenario(path) or file
     try:
-        return parse_scenario(Path(path).read_text())
+        return parse_scenario(file.read_text())
     except OSError as exc:
         raise ScenarioError(f"cannot read {path}: {exc.strerror}") from exc
 

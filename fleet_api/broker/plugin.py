@@ -12,10 +12,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import broker_config
 from fleet_api.errors import FleetError
 from simpul_wire.topics import LEAF_RULES
 
-PLUGIN_DIR = Path(__file__).resolve().parents[2] / "broker_config" / "plugin"
+PLUGIN_DIR = broker_config.path("plugin")
 SOURCES = (PLUGIN_DIR / "simpul_acl.c", PLUGIN_DIR / "access_data.c")
 HEADERS = (Path("/usr/include/mosquitto_broker.h"), Path("/usr/include/openssl/evp.h"))
 ACCESS_FILE = "access.data"

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+import broker_config
 from fleet_api.broker import plugin as broker_plugin
 from fleet_api.broker.accounts import (
     FLEET_USER,
@@ -30,7 +31,7 @@ from fleet_api.broker.accounts import (
 from fleet_api.devices.pki import FleetCA
 from fleet_api.errors import FleetError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "broker_config"
+CONFIG_DIR = broker_config.HERE
 
 
 class BrokerSetupError(FleetError):

@@ -1,9 +1,8 @@
 """The agent's config checks, the one place simpul_field reaches for them.
 
 The card must hold an agent.toml the box will load, so provisioning validates it with the
-contract's parser
-(simpul_wire.config), the one the agent loads it with. Imported only by the provision verb, lazily, so `--help` never loads
-the agent.
+contract's parser (simpul_wire.config), the one the agent loads it with. Imported only
+by the provision verb, lazily, so `--help` never loads it.
 """
 
 from typing import Any, Dict

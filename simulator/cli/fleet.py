@@ -32,7 +32,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--credentials", default=None,
                    help="JSON file of the boxes' credentials: written after registering, "
                         "reused (no registration) when it exists")
-    p.add_argument("--scenario", default=None, help="a scenario TOML file (simulator/scenarios)")
+    p.add_argument("--scenario", default=None,
+                   help="a scenario TOML file, or the name of a shipped one "
+                        "(simulator/scenarios: stormy-day, district-outage, ...)")
     p.add_argument("--broker-data", default=None,
                    help="the broker's data dir (`simpul-fleet broker --data`), for scenarios "
                         "that restart it")

@@ -16,10 +16,9 @@ from agent.collectors.synthetic import (
     rain_mm_h,
     water_step,
 )
-from simulator.scenario import ScenarioError, load_scenario, parse_scenario, pick
+from simulator.scenario import SHIPPED, ScenarioError, load_scenario, parse_scenario, pick
 
-SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "simulator" / "scenarios")
-                   .glob("*.toml"))
+SCENARIOS = sorted(SHIPPED.glob("*.toml"))
 
 
 def test_there_are_the_issue_scenarios() -> None:
@@ -100,3 +99,10 @@ def test_the_collector_reports_rain_and_its_water_level() -> None:
         assert acc.metrics["rain_mm_h"] == 80.0
         now[0] += 600
     assert levels[-1] > levels[0] + 50
+
+
+def test_a_shipped_scenario_loads_by_its_name() -> None:
+    # From an installed wheel there is no simulator/scenarios/ path to give.
+    assert load_scenario("stormy-day") == load_scenario(str(SHIPPED / "stormy-day.toml"))
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario("no-such-scenario")
