@@ -23,9 +23,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.reactor import no_delay
 from bench.stack import PgDatabase, Stack, env, scratch, wait_for
 from fleet_api.broker.accounts import FLEET_USER
+from simpul_wire.transport import no_delay
 
 
 def pctl(values: List[float], q: float) -> float:

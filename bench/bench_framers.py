@@ -101,7 +101,7 @@ AGENT = r"""
 import os, sys, time
 from agent.collectors.base import Accumulator
 from agent.collectors.registry import build
-from agent.config import parse_config
+from simpul_wire.config import parse_config
 text = sys.stdin.read()
 duration = float(sys.argv[1])
 cols = [build(c) for c in parse_config(text).collectors]

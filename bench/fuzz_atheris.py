@@ -47,8 +47,8 @@ def wire_target() -> Callable[[bytes], None]:
 
 
 def config_target() -> Callable[[bytes], None]:
-    from agent.config import parse_config
-    from agent.errors import ConfigError
+    from simpul_wire.config import parse_config
+    from simpul_wire.errors import ConfigError
 
     def one(data: bytes) -> None:
         try:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from agent.box import Box
-from agent.config import AgentConfig
 from agent.reactor import Reactor
+from simpul_wire.config import AgentConfig
 
 pytestmark = pytest.mark.py39
 

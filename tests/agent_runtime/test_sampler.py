@@ -6,10 +6,10 @@ from typing import List
 import pytest
 
 from agent.collectors.base import Accumulator, HealthReporter, PollingCollector, Rescannable
-from agent.config import PublishSection
 from agent.outbox import Outbox
 from agent.reactor import Reactor
 from agent.sampler import Sampler
+from simpul_wire.config import PublishSection
 
 pytestmark = pytest.mark.py39
 
