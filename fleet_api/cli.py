@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 
 from fleet_api.errors import FleetError
 from simpul_wire.topics import fleet_name, valid_device_id
+from simpul_wire.version import installed_version
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -185,15 +186,9 @@ def _fleet_client_id(value: str) -> str:
 
 def version() -> str:
     """The installed distribution's version; the source tree's when not installed."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    from fleet_api import __version__
 
-    try:
-        return dist_version("simpul")
-    except PackageNotFoundError:
-        from fleet_api import __version__
-
-        return __version__
+    return installed_version(__version__)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional
 from firmware_bridge.errors import BridgeError
 from simpul_field.errors import FieldError, MissingExtraError
 from simpul_field.extras import missing_message, optional_module
+from simpul_wire.version import installed_version
 
 PROG = "simpul-field"
 # Registered by name, in the order --help lists them.
@@ -26,15 +27,9 @@ VERB_MODULES: List[str] = ["flash", "provision"]
 
 def version() -> str:
     """The installed distribution's version; the package's own in a bare checkout."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    from simpul_field import __version__
 
-    try:
-        return dist_version("simpul")
-    except PackageNotFoundError:
-        from simpul_field import __version__
-
-        return __version__
+    return installed_version(__version__)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,8 +12,9 @@ import importlib
 import sys
 from typing import Callable, List, Optional
 
+from agent import __version__
 from agent.errors import AgentError
-from agent.version import installed_version
+from simpul_wire.version import installed_version
 
 # Registered by name, in the order --help lists them.
 COMMAND_MODULES = ["run", "doctor", "sensor", "clients", "tier", "segment", "update"]
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="simpul-agent", description="Simpul agent for a public Wi-Fi / CCTV / sensor point"
     )
     parser.add_argument("--version", action="version",
-                        version=f"simpul-agent {installed_version()}")
+                        version=f"simpul-agent {installed_version(__version__)}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:

@@ -8,7 +8,8 @@ import argparse
 import importlib
 from typing import Callable, List, Optional
 
-from agent.version import installed_version
+from agent import __version__
+from simpul_wire.version import installed_version
 
 COMMAND_MODULES: List[str] = ["fleet", "sensor", "bootloader", "rtsp", "hotspot"]
 
@@ -16,7 +17,7 @@ COMMAND_MODULES: List[str] = ["fleet", "sensor", "bootloader", "rtsp", "hotspot"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simpul-sim", description="Simpul simulators")
     parser.add_argument("--version", action="version",
-                        version=f"simpul-sim {installed_version()}")
+                        version=f"simpul-sim {installed_version(__version__)}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:

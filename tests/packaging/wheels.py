@@ -10,10 +10,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("agent", "broker_config", "firmware_bridge", "fleet_api", "simpul_wire", "simulator")
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 
@@ -21,6 +20,16 @@ def clean_env() -> Dict[str, str]:
     """This environment without PYTHONPATH: an installed wheel must stand on its own
     (and pip must not take a checkout on the path for an installed simpul)."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def packages() -> List[str]:
+    """The top-level packages pyproject.toml's packages.find includes (`agent*` ->
+    agent): read from there, so a new package can never be left out of the copy."""
+    import tomllib
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = found["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [pattern.rstrip("*") for pattern in include]
 
 
 def build_wheel(base: Path) -> Path:
@@ -31,7 +40,7 @@ def build_wheel(base: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     skip = shutil.ignore_patterns("__pycache__", "node_modules", "*.egg-info", "build")
-    for pkg in PACKAGES:
+    for pkg in packages():
         shutil.copytree(ROOT / pkg, src / pkg, ignore=skip)
     out = base / "dist"
     subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(out), str(src)], check=True,
