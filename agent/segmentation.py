@@ -10,7 +10,8 @@ nothing else; the box's own and the cameras' traffic go first on the shared upli
           ├── class 1:10 prio 0 rate=uplink*priority_share ceil=uplink   priority 1:10:
           │                the box's own traffic (telemetry, MQTT) and the cameras'
           └── class 1:30 prio 1 rate=rest ceil=uplink         priority 1:30: hotspot users,
-                           and anything unmarked; fq_codel leaves where the kernel has it
+                           and anything unmarked; fq_codel leaves where the kernel has
+                           it, else a 50 ms pfifo
 The bandwidth shaper (agent.shaper, docs/tiers.md) shapes the hotspot interface and its
 IFB twin; this tree is on the uplink, so the two never touch each other's qdiscs.
 
@@ -208,14 +209,31 @@ def uplink_tc(seg: SegmentationSection, fresh: bool = True) -> List[Tuple[str, .
     ]
 
 
-def uplink_leaves(seg: SegmentationSection) -> List[Tuple[str, ...]]:
-    """fq_codel under each class: fairness inside a class. Optional: a kernel without
-    sch_fq_codel keeps HTB's default leaf, and the priority between classes still holds."""
+# A short FIFO where the kernel has no fq_codel: HTB's default leaf is a pfifo as long as
+# the device's txqueuelen (1000 packets on a veth, 600 ms at 20 Mbit/s), in which a few
+# hotspot flows hold the queue. 50 ms at the uplink's rate bounds that delay.
+LEAF_FIFO_SECONDS = 0.05
+_FULL_FRAME_BITS = 1514 * 8
+
+
+def fifo_limit(mbps: float) -> int:
+    return max(10, int(mbps * 1e6 * LEAF_FIFO_SECONDS / _FULL_FRAME_BITS))
+
+
+def uplink_leaves(seg: SegmentationSection) -> List[List[Tuple[str, ...]]]:
+    """A leaf qdisc under each class, as alternatives in order of preference: fq_codel
+    (fairness inside a class), else a pfifo short enough to bound queueing delay. Each
+    is optional: a kernel without either keeps HTB's default leaf, and the priority
+    between classes still holds."""
     if seg.uplink_mbps is None:
         return []
-    dev = seg.uplink_interface
-    return [("tc", "qdisc", "replace", "dev", dev, "parent", f"1:{minor}", "handle",
-             f"{minor}:", "fq_codel") for minor in ("10", "30")]
+    dev, limit = seg.uplink_interface, str(fifo_limit(seg.uplink_mbps))
+    leaves = []
+    for minor in ("10", "30"):
+        head = ("tc", "qdisc", "replace", "dev", dev, "parent", f"1:{minor}", "handle",
+                f"{minor}:")
+        leaves.append([(*head, "fq_codel"), (*head, "pfifo", "limit", limit)])
+    return leaves
 
 
 _CLASS = re.compile(r"^class htb (?P<id>[0-9a-f]+:[0-9a-f]+) .*?\brate (?P<rate>\S+) "
@@ -291,14 +309,24 @@ def apply(seg: SegmentationSection, which: Optional[str] = None, runner: Runner 
         ours = has_our_root(runner(["tc", "qdisc", "show", "dev", seg.uplink_interface], None))
         for cmd in uplink_tc(seg, fresh=not ours):
             runner(cmd, None)
-    for cmd in uplink_leaves(seg):
-        try:
-            runner(cmd, None)
-        except SegmentationError as exc:
-            log.warning("uplink leaf qdisc left as the kernel's default: %s", exc)
+    for choices in uplink_leaves(seg):
+        apply_leaf(choices, runner)
     problems = verify(seg, which, runner)
     if problems:
         raise SegmentationError("applied, but: " + "; ".join(problems))
+
+
+def apply_leaf(choices: Sequence[Tuple[str, ...]], runner: Runner) -> Optional[str]:
+    """The first leaf qdisc the kernel takes; its kind, or None (the default leaf)."""
+    failures = []
+    for cmd in choices:
+        try:
+            runner(cmd, None)
+            return cmd[cmd.index("handle") + 2]
+        except SegmentationError as exc:
+            failures.append(str(exc))
+    log.warning("uplink leaf qdisc left as the kernel's default: %s", "; ".join(failures))
+    return None
 
 
 def verify(seg: SegmentationSection, which: Optional[str] = None,

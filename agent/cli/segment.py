@@ -24,8 +24,10 @@ def segment(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(seg.render_nft(section) if (args.backend or "nft") == "nft"
               else seg.render_iptables(section, 4), end="")
-        for cmd in seg.uplink_tc(section) + seg.uplink_leaves(section):
+        for cmd in seg.uplink_tc(section):
             print(" ".join(cmd))
+        for choices in seg.uplink_leaves(section):
+            print(" || ".join(" ".join(cmd) for cmd in choices))
         return 0
     if args.action == "apply":
         seg.apply(section, args.backend)

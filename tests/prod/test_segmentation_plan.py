@@ -76,3 +76,25 @@ def test_segment_show_and_missing_section(tmp_path, capsys) -> None:  # type: ig
     config.write_text(f'[device]\ndevice_id = "box-s"\ndata_dir = "{tmp_path}"\n')
     assert main(["segment", "verify", "--config", str(config)]) == 1
     assert "no [segmentation] section" in capsys.readouterr().err
+
+
+def test_leaf_falls_back_to_a_short_fifo_and_then_to_the_default() -> None:
+    section = sample()
+    assert seg.fifo_limit(20) == 82 and seg.fifo_limit(0.5) == 10
+    leaves = seg.uplink_leaves(section)
+    assert [[cmd[-1] if cmd[-1] == "fq_codel" else cmd[-3] for cmd in leaf]
+            for leaf in leaves] == [["fq_codel", "pfifo"]] * 2
+    ran = []
+
+    def kernel(known: set):  # type: ignore[no-untyped-def,type-arg]
+        def runner(cmd, stdin):  # type: ignore[no-untyped-def]
+            ran.append(cmd)
+            if cmd[cmd.index("handle") + 2] not in known:
+                raise seg.SegmentationError("Specified qdisc kind is unknown.")
+            return ""
+        return runner
+
+    assert seg.apply_leaf(leaves[0], kernel({"fq_codel", "pfifo"})) == "fq_codel"
+    assert seg.apply_leaf(leaves[0], kernel({"pfifo"})) == "pfifo"
+    assert seg.apply_leaf(leaves[0], kernel(set())) is None
+    assert len(ran) == 1 + 2 + 2

@@ -23,7 +23,9 @@ def fake_wheels(where: Path, version: str = "9.0.0") -> List[Path]:
     out = []
     for name in (f"simpul-{version}-py3-none-any.whl", "dep-1.0-py3-none-any.whl"):
         with zipfile.ZipFile(where / name, "w") as zf:
-            zf.writestr("x.txt", name * 50)
+            # A fixed timestamp: two calls must give the same bytes, or a test that
+            # rebuilds the wheels trips over the sha256 check before the one it means.
+            zf.writestr(zipfile.ZipInfo("x.txt", date_time=(2026, 1, 1, 0, 0, 0)), name * 50)
         out.append(where / name)
     return out
 
