@@ -6,15 +6,7 @@ from pathlib import Path
 
 from agent.errors import ConfigError
 from simpul_wire import errors as wire
-from simpul_wire.config import (
-    AgentConfig,
-    ClaimSection,
-    parse_config,
-)
-
-# AgentConfig: what load_config returns. ClaimSection: agent/claim.py still imports it
-# from here; the box's rework (issue #17) takes it from simpul_wire.config, then drop it.
-__all__ = ["AgentConfig", "ClaimSection", "load_config"]
+from simpul_wire.config import AgentConfig, parse_config
 
 
 def load_config(path: str) -> AgentConfig:

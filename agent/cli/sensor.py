@@ -105,7 +105,7 @@ def _read_serial(args: argparse.Namespace) -> int:
             except queue.Empty:
                 break
             units = dict(DRIVER_UNITS.get(args.driver, {}))
-            units.update(getattr(driver, "units", dict)())
+            units.update(driver.units())
             _emit(args, values, units)
             got += 1
     finally:
@@ -115,8 +115,7 @@ def _read_serial(args: argparse.Namespace) -> int:
     with reader.lock:
         reason = reader.state.reason
     if got == 0:
-        mode = getattr(config, "mode", "board protocol")
-        text = ss.no_data_reason(args.port, args.timeout, driver, driver.counters, mode)
+        text = ss.no_data_reason(args.port, args.timeout, driver, driver.counters)
         raise SensorReadError(f"{text} (port: {reason})" if reason else text)
     raise SensorReadError(f"only {got} of {args.count} readings in {args.timeout:g} s")
 

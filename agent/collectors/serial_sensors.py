@@ -31,12 +31,16 @@ Sample config:
 """
 
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from agent.collectors.base import Accumulator
 
+if TYPE_CHECKING:
+    from agent.sensors.drivers import SerialDriver
+    from firmware_bridge.framing import Counters
 
-def make_driver(config: Any) -> Any:
+
+def make_driver(config: Any) -> "SerialDriver":
     """The device driver for a config (also used by `simpul-agent sensor read`)."""
     from agent.sensors import drivers
 
@@ -49,7 +53,8 @@ def make_driver(config: Any) -> Any:
     raise ValueError(f"no serial driver for {config.type!r}")
 
 
-def no_data_reason(port: str, seconds: float, driver: Any, counters: Any, mode: str) -> str:
+def no_data_reason(port: str, seconds: float, driver: "SerialDriver",
+                   counters: "Counters") -> str:
     """What a technician should check when a port gives no readings."""
     if counters.bytes_in == 0:
         what = "no bytes at all"
@@ -57,13 +62,13 @@ def no_data_reason(port: str, seconds: float, driver: Any, counters: Any, mode: 
         what = (f"{counters.bytes_in} bytes but no valid frame "
                 f"({counters.checksum_errors} checksum errors, {counters.resyncs} resyncs)")
     return (f"no readings from {port} in {seconds:.0f} s: {what}; check the wiring "
-            f"and supply, the baud rate ({driver.hint}), and the mode ({mode})")
+            f"and supply, the baud rate ({driver.hint}), and the mode ({driver.mode_label})")
 
 
 class SerialSensorCollector:
     """A streaming collector around one PortReader."""
 
-    def __init__(self, config: Any, driver: Any = None) -> None:
+    def __init__(self, config: Any, driver: "Optional[SerialDriver]" = None) -> None:
         self.name: str = config.name
         self.stream: str = config.stream
         self.config = config
@@ -88,8 +93,7 @@ class SerialSensorCollector:
         """Metric catalogue of this collector: full metric name -> unit."""
         from agent.sensors.catalogue import metric_units
 
-        extra = self.driver.units() if hasattr(self.driver, "units") else {}
-        return metric_units(self.name, self.config.type, extra)
+        return metric_units(self.name, self.config.type, self.driver.units())
 
     def _counters(self, acc: Accumulator, age: Optional[float]) -> None:
         c = self.driver.counters
@@ -99,10 +103,8 @@ class SerialSensorCollector:
         acc.add(f"{self.name}_bytes_dropped", c.bytes_dropped)
         if age is not None:
             acc.add(f"{self.name}_last_reading_age_s", age)
-        for attr in ("frames_lost", "board_rx_crc_errors"):
-            value = getattr(self.driver, attr, None)
-            if value is not None:
-                acc.add(f"{self.name}_{attr}", value)
+        for key, value in self.driver.board_counters().items():
+            acc.add(f"{self.name}_{key}", value)
 
     def _assess(self, now: float) -> Tuple[str, Optional[str], Optional[Dict[str, float]],
                                             Optional[float]]:
@@ -123,8 +125,7 @@ class SerialSensorCollector:
             if silent <= self.config.stale_after_s:
                 return "unavailable", "port open, waiting for a reading", None, age
             return "unavailable", no_data_reason(
-                self.config.port, silent, self.driver, self.driver.counters,
-                getattr(self.config, "mode", "board protocol")), None, age
+                self.config.port, silent, self.driver, self.driver.counters), None, age
         if values != self._last_values:
             self._last_values, self._changed_at = values, now
         stuck = self.config.stuck_after_s

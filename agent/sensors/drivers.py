@@ -6,8 +6,9 @@ PMS5003 active/passive, SDS011 active/query, and the Simpul board's hello handsh
 """
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Protocol
 
+from agent.sensors.port import Driver
 from firmware_bridge import board_protocol as bp
 from firmware_bridge import pms, sds011
 from firmware_bridge.errors import FrameError
@@ -24,14 +25,41 @@ def scale(raw: int, exponent: int) -> float:
     return raw / 10 ** -exponent if exponent < 0 else float(raw * 10**exponent)
 
 
+class SerialDriver(Driver, Protocol):
+    """What the serial collector and `simpul-agent sensor read` need beyond the port
+    reader's part. Every driver has all of it (a driver with no board catalogue or
+    board counters returns empty dicts), so nobody probes for an attribute by name."""
+
+    hint: str  # baud and wiring, for a technician's "no readings" message
+    mode_label: str  # how the device is driven: passive, query, board protocol
+
+    def units(self) -> Dict[str, str]:
+        """Units the device announces itself (a board's catalogue)."""
+
+    def board_counters(self) -> Dict[str, float]:
+        """Counters the device reports about itself, beyond the decoder's."""
+
+
 class _Base:
     name = "serial"
     baud = 9600
+    hint = ""
 
-    def __init__(self, poll_interval_s: float = 1.0) -> None:
+    def __init__(self, poll_interval_s: float = 1.0, mode_label: str = "") -> None:
         self.poll_interval_s = poll_interval_s
+        # How the device is driven, for a technician's "check the mode" hint.
+        self.mode_label = mode_label
         self._next_poll = 0.0
         self._next_mode = 0.0
+
+    def units(self) -> Dict[str, str]:
+        """Units the device announces itself (a board's catalogue); fixed ones are in
+        agent/sensors/catalogue.py."""
+        return {}
+
+    def board_counters(self) -> Dict[str, float]:
+        """Counters the device reports about itself, beyond the decoder's."""
+        return {}
 
     @property
     def counters(self) -> Counters:
@@ -53,7 +81,7 @@ class Pms5003Driver(_Base):
     hint = "9600 baud; sensor TX to adapter RX; 5 V supply with the fan spinning"
 
     def __init__(self, mode: str = "active", poll_interval_s: float = 1.0) -> None:
-        super().__init__(poll_interval_s)
+        super().__init__(poll_interval_s, mode)
         self.passive = mode == "passive"
         self.decoder = StreamDecoder(pms.decode)
 
@@ -81,7 +109,7 @@ class Sds011Driver(_Base):
     hint = "9600 baud; sensor TX to adapter RX; 5 V supply"
 
     def __init__(self, mode: str = "active", poll_interval_s: float = 1.0) -> None:
-        super().__init__(poll_interval_s)
+        super().__init__(poll_interval_s, mode)
         self.query = mode == "query"
         self.decoder = StreamDecoder(sds011.decode)
         self.firmware: Optional[str] = None
@@ -123,7 +151,7 @@ class BridgeDriver(_Base):
     HELLO_RETRY_S = 2.0
 
     def __init__(self, report_interval_ms: Optional[int] = None) -> None:
-        super().__init__(1.0)
+        super().__init__(1.0, "board protocol")
         self.decoder = StreamDecoder(bp.decode, max_buffer=bp.MAX_ENCODED * 4)
         self.report_interval_ms = report_interval_ms
         self.version: Optional[int] = None
@@ -213,3 +241,9 @@ class BridgeDriver(_Base):
 
     def units(self) -> Dict[str, str]:
         return {c.name: c.unit for c in self.channels.values()}
+
+    def board_counters(self) -> Dict[str, float]:
+        out: Dict[str, float] = {"frames_lost": self.frames_lost}
+        if self.board_rx_crc_errors is not None:
+            out["board_rx_crc_errors"] = self.board_rx_crc_errors
+        return out

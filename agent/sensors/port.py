@@ -31,7 +31,10 @@ class Driver(Protocol):
 
     name: str
     baud: int
-    counters: Counters
+
+    @property
+    def counters(self) -> Counters:
+        """The decoder's frame counters (ok, checksum errors, resyncs, bytes dropped)."""
 
     def on_open(self, port: Any, now: float) -> None:
         """Send whatever the device needs after the port opens (mode, wake-up)."""

@@ -77,3 +77,22 @@ def test_lost_frames_are_counted(lost):
                       enumerate([10, 11, 12 + lost]))
     host.feed(frames, wire, 0.0)
     assert host.frames_lost == lost
+
+
+def test_board_counters_and_mode_label_need_no_attribute_probing():
+    """Every driver answers units(), board_counters() and mode_label, so the collector
+    and `sensor read` ask them directly; only the board has anything to say."""
+    from agent.sensors.drivers import Pms5003Driver, Sds011Driver
+
+    for driver, mode in ((Pms5003Driver("passive"), "passive"),
+                         (Sds011Driver("query"), "query")):
+        assert driver.units() == {} and driver.board_counters() == {}
+        assert driver.mode_label == mode
+    board = BoardDevice(Values({"noise": 40.0}, vary=False), 1.0)
+    host, wire = BridgeDriver(), Wire()
+    host.on_open(wire, 0.0)
+    session(board, host, wire, 0.0)
+    assert host.mode_label == "board protocol"
+    assert host.board_counters() == {"frames_lost": 0}  # no heartbeat yet
+    host.board_rx_crc_errors = 3
+    assert host.board_counters() == {"frames_lost": 0, "board_rx_crc_errors": 3}
