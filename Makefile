@@ -34,8 +34,8 @@ test-py39: setup
 
 check: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff check --target-version py39 agent firmware_bridge simpul_wire simpul_field
-	$(VENV)/bin/mypy agent broker_config firmware_bridge simpul_wire simpul_field fleet_api simulator
+	$(VENV)/bin/ruff check --target-version py39 agent firmware_bridge simpul_wire simpul_field testbed
+	$(VENV)/bin/mypy agent broker_config firmware_bridge simpul_wire simpul_field fleet_api simulator testbed
 
 bench: setup
 	$(PY) -m bench.run

@@ -41,8 +41,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import REPO, Proc, Stack, env, scratch, wait_for
 from fleet_api.broker.accounts import FLEET_USER
+from testbed.harness import scratch, wait_until
+from testbed.stack import REPO, Proc, Stack, env
 
 SENSORS = {"pms5003": "air", "sds011": "air2", "bridge": "board"}
 
@@ -178,7 +179,7 @@ def main() -> int:
         for driver, link in ports.items():
             sims.append(Proc(["simulator.cli", "sensor", "--driver", driver, "--link", str(link),
                               "--interval", "1"], base / f"sensor-{driver}.log"))
-        wait_for(lambda: all(p.exists() for p in ports.values()), 20, "the sensor ptys")
+        wait_until(lambda: all(p.exists() for p in ports.values()), 20, what="the sensor ptys")
         if args.python39:  # the chroot has the host's /dev, not the links to it
             ports = {d: Path(os.path.realpath(link)) for d, link in ports.items()}
         leases = base / "dnsmasq.leases"

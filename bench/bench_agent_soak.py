@@ -28,7 +28,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_agent import SENSORS, collectors
-from bench.stack import Proc, Stack, env, scratch, wait_for
+from testbed.harness import scratch, wait_until
+from testbed.stack import Proc, Stack, env
 
 DEVICE = "agent-soak"
 
@@ -76,7 +77,7 @@ def main() -> int:
         ports = {d: base / f"pty-{d}" for d in SENSORS}
         for driver, link in ports.items():
             sims[driver] = sensor(base, driver, link)
-        wait_for(lambda: all(p.exists() for p in ports.values()), 20, "the sensor ptys")
+        wait_until(lambda: all(p.exists() for p in ports.values()), 20, what="the sensor ptys")
         leases = base / "dnsmasq.leases"
         leases.write_text("".join(f"{1900000000 + i} 02:00:00:00:00:{i:02x} 10.42.0.{i + 10} "
                                   f"phone-{i} *\n" for i in range(20)))

@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_ingest import PG_ADMIN, drop_pg, pg_database  # noqa: E402
-from bench.ports import free_port  # noqa: E402
 from fleet_api.auth import create_token  # noqa: E402
 from fleet_api.db import devices, make_engine, migrate, rollup_1h, utcnow  # noqa: E402
 from fleet_api.ingest.store import insert_records  # noqa: E402
-from tests.harness import BIN, scratch_dir, wait_until  # noqa: E402
+from testbed.harness import BIN, scratch_dir, wait_until  # noqa: E402
+from testbed.ports import free_port  # noqa: E402
 
 DISTRICTS = [f"Kecamatan {i}" for i in range(10)]
 

@@ -27,10 +27,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import Stack, free_port, port_open, scratch, wait_for
 from fleet_api.broker.accounts import FLEET_USER, mosquitto_hash, new_password
 from fleet_api.broker.process import prepare
 from simulator.fleet import device_specs, register_all
+from testbed.harness import port_open, scratch, wait_until
+from testbed.ports import free_port
+from testbed.stack import Stack
 
 # What broker_config/acl said before the plugin: the reference for the hot path.
 REFERENCE_ACL = f"""user {FLEET_USER}
@@ -69,7 +71,7 @@ def registrations(boxes: int) -> Dict[str, float]:
     try:
         stack.start_serve(1)
         # The plugin's own load at start, then the fleet's start-up sync.
-        wait_for(lambda: stack.plugin_reloads() >= 2, 20, "the start-up sync")
+        wait_until(lambda: stack.plugin_reloads() >= 2, 20, what="the start-up sync")
         before = stack.plugin_reloads()
         cpu0 = _cpu_s(broker.pid)
         with httpx.Client(base_url=stack.url(), timeout=300,
@@ -78,8 +80,8 @@ def registrations(boxes: int) -> Dict[str, float]:
             regs = register_all(api, device_specs("ra", boxes, random.Random(1)))
             registered = time.perf_counter() - t0
         last = regs[-1]
-        wait_for(lambda: _logs_in(stack.port, last.device_id, last.password), 60,
-                 "the last box's login")
+        wait_until(lambda: _logs_in(stack.port, last.device_id, last.password), 60,
+                   what="the last box's login")
         usable = time.perf_counter() - t0
         return {"register_s": registered, "usable_s": usable,
                 "reloads": float(stack.plugin_reloads() - before),
@@ -125,7 +127,7 @@ def hot_path(messages: int, reference: bool) -> float:
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: port_open(port) and port_open(fleet_port), 20, "broker")
+        wait_until(lambda: port_open(port) and port_open(fleet_port), 20, what="broker")
         fleet_pw = (data / "fleet.password").read_text().strip()
         # mosquitto_pub and _sub: C clients, so the broker, not a Python client, is what
         # the figure measures.

@@ -28,7 +28,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import PgDatabase, Stack, load_report, scratch, seq_check
+from testbed.harness import scratch
+from testbed.stack import PgDatabase, Stack, load_report, seq_check
 
 
 def established(port: int) -> int:

@@ -23,9 +23,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import PgDatabase, Stack, env, scratch, wait_for
 from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire.transport import no_delay
+from testbed.harness import scratch, wait_until
+from testbed.stack import PgDatabase, Stack, env
 
 
 def pctl(values: List[float], q: float) -> float:
@@ -131,8 +132,8 @@ def main() -> int:
                     "district": "Kota Barat", "lat": -6.2, "lon": 106.8}
             reg = api.post("/api/v1/devices", json=body).json()
             agent = start_agent(base, "cmd-bench", reg["mqtt"])
-            wait_for(lambda: api.get("/api/v1/devices/cmd-bench").json()["online"], 60,
-                     "the agent online")
+            wait_until(lambda: api.get("/api/v1/devices/cmd-bench").json()["online"], 60,
+                       what="the agent online")
             fleet_round_trips(api, "cmd-bench", 3, stack.port)  # warm-up
             fleet = fleet_round_trips(api, "cmd-bench", runs, stack.port)
         password = (stack.broker_data / "fleet.password").read_text().strip()

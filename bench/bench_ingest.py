@@ -41,7 +41,7 @@ from fleet_api.broker.accounts import FLEET_USER  # noqa: E402
 from fleet_api.db import devices, make_engine, migrate, records, utcnow, workers  # noqa: E402
 from simpul_wire import Record, SourceStatus, TelemetryBatch, encode  # noqa: E402
 from simpul_wire import utcnow as wire_now  # noqa: E402
-from tests.harness import BIN, Broker, scratch_dir  # noqa: E402
+from testbed.harness import BIN, Broker, scratch_dir  # noqa: E402
 
 PG_ADMIN = os.environ.get("SIMPUL_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 EPOCH = "0123456789abcdef"

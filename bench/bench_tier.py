@@ -2,7 +2,7 @@
 
     sudo PYTHONPATH=. python bench/bench_tier.py [--runs 5] [--seconds 3]
 
-Builds the test hotspot in network namespaces (tests/shaper/topology.py), then for each
+Builds the test hotspot in network namespaces (testbed/hotspot.py), then for each
 tier and direction takes the median of several short iperf3 runs through:
   - the Simpul shaper (HTB tree + IFB for upload), and
   - a reference: one plain `tc qdisc tbf` at the same rate on the same interface
@@ -23,7 +23,7 @@ from typing import Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.shaper import Shaper, Tier
-from tests.shaper.topology import Hotspot, finish
+from testbed.hotspot import Hotspot, finish
 
 CLIENT = "10.42.0.17"
 PORT = 5201

@@ -29,7 +29,7 @@ from simpul_field.provision.bundle import (  # noqa: E402
     render_config,
     write_bundle,
 )
-from tests.harness import Broker, Fleet, scratch_dir  # noqa: E402
+from testbed.harness import Broker, Fleet, scratch_dir  # noqa: E402
 
 
 def batch_seconds(fleet: Fleet, token: str, count: int, out: Path) -> float:

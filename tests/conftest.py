@@ -1,6 +1,6 @@
 """Shared fixtures: real Mosquitto from broker_config/, a real fleet process.
 
-tests.harness (and so httpx) is imported inside the fixtures: the bullseye python3.9
+testbed.harness (and so httpx) is imported inside the fixtures: the bullseye python3.9
 run (scripts/py39-chroot.sh) loads this file without the fleet side installed.
 """
 
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Iterator
 import pytest
 
 if TYPE_CHECKING:
-    from tests.harness import Broker, Fleet
+    from testbed.harness import Broker, Fleet
 
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
-    from tests.harness import cleanup, scratch_dir
+    from testbed.harness import cleanup, scratch_dir
 
     path = scratch_dir()
     yield path
@@ -26,7 +26,7 @@ def scratch() -> Iterator[Path]:
 
 @pytest.fixture
 def broker(scratch: Path) -> "Iterator[Broker]":
-    from tests.harness import Broker
+    from testbed.harness import Broker
 
     b = Broker(scratch).start()
     yield b
@@ -35,7 +35,7 @@ def broker(scratch: Path) -> "Iterator[Broker]":
 
 @pytest.fixture
 def fleet(scratch: Path, broker: "Broker") -> "Iterator[Fleet]":
-    from tests.harness import Fleet
+    from testbed.harness import Fleet
 
     f = Fleet(scratch, broker).start()
     yield f

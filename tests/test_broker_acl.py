@@ -8,7 +8,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from fleet_api.broker.accounts import FLEET_USER
-from tests.harness import Broker, Fleet, wait_until
+from testbed.harness import Broker, Fleet, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simpul_field.provision.bundle import installed_device
 from simpul_field.provision.tls import new_key_and_csr
+from testbed.harness import Broker, Fleet, agent_process, telemetry, wait_until
 from tests.field.helpers import SYNTHETIC, spawn
-from tests.harness import Broker, Fleet, agent_process, telemetry, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from tests.harness import free_port, tool
+from testbed.harness import free_port, tool
 
 GOOD = """
 [device]

@@ -5,7 +5,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests.harness import (
+from testbed.harness import (
     Broker,
     Fleet,
     Process,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from simpul_wire import Record, TelemetryBatch, encode, utcnow
-from tests.harness import Broker, Fleet, device, telemetry, wait_until
+from testbed.harness import Broker, Fleet, device, telemetry, wait_until
 from tests.test_broker_acl import Client
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from bench.stack import scratch
+from testbed.harness import scratch
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.stack import Proc, Stack, free_port, load_report, port_open, seq_check, wait_for
 from simulator.fleet import device_specs, register_all
+from testbed.harness import port_open, wait_until
+from testbed.ports import free_port
+from testbed.stack import Proc, Stack, load_report, seq_check
 
 BOXES = 20
 
@@ -69,12 +71,12 @@ def test_records_cross_a_cut_bridge_once_and_acks_come_back(city_dir: Path) -> N
                          str(district_data), "--bind", "127.0.0.1", "--bridge",
                          f"127.0.0.1:{city.port}", "--bridge-name", "kota-barat"],
                         city_dir / "district.log")
-        wait_for(lambda: port_open(district_port), 20, "the district broker")
+        wait_until(lambda: port_open(district_port), 20, what="the district broker")
 
         report = city_dir / "report.json"
         sim = city.sim(BOXES, 1.0, 45, 180, report,
                        ["--credentials", str(creds), "--resend-after", "3", "--ramp", "50"])
-        wait_for(lambda: _stored(city, "kb-0001") > 3, 60, "records over the bridge")
+        wait_until(lambda: _stored(city, "kb-0001") > 3, 60, what="records over the bridge")
 
         cut_start = time.time()
         assert city.broker is not None
@@ -102,8 +104,8 @@ def test_records_cross_a_cut_bridge_once_and_acks_come_back(city_dir: Path) -> N
         assert resp.status_code == 200, resp.text
         sim2 = city.sim(BOXES, 1.0, 15, 10, city_dir / "report2.json",
                         ["--credentials", str(creds), "--resend-after", "3"])
-        wait_for(lambda: api.get("/api/v1/devices/kb-0002").json().get(
-            "tier_applied_mbps") == 300, 60, "the tier applied over the bridge")
+        wait_until(lambda: api.get("/api/v1/devices/kb-0002").json().get(
+            "tier_applied_mbps") == 300, 60, what="the tier applied over the bridge")
         sim2.stop()
         api.close()
     finally:

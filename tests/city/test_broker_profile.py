@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.stack import REPO, Stack, env, free_port
 from fleet_api.broker.process import CITY_MAX_CONNECTIONS
+from testbed.ports import free_port
+from testbed.stack import REPO, Stack, env
 
 
 @pytest.mark.slow

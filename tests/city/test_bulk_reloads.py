@@ -10,8 +10,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.stack import Stack, wait_for
 from simulator.fleet import BULK_CHUNK, device_specs, register_all
+from testbed.harness import wait_until
+from testbed.stack import Stack
 
 BOXES = 10_000
 
@@ -23,7 +24,7 @@ def _can_log_in(port: int, device_id: str, password: str) -> bool:
     got = {}
     client.on_connect = lambda _c, _u, _f, reason, _p: got.setdefault("reason", reason)
     client.connect("127.0.0.1", port)
-    wait_for(lambda: client.loop(0.1) is not None and "reason" in got, 10, "a CONNACK")
+    wait_until(lambda: client.loop(0.1) is not None and "reason" in got, 10, what="a CONNACK")
     client.disconnect()
     return not got["reason"].is_failure
 
@@ -39,7 +40,7 @@ def test_ten_thousand_registrations_cost_a_reload_per_chunk(city_dir: Path) -> N
     try:
         stack.start_serve(1)
         # The plugin's own load at start, then the fleet's start-up sync.
-        wait_for(lambda: stack.plugin_reloads() >= 2, 20, "the start-up sync")
+        wait_until(lambda: stack.plugin_reloads() >= 2, 20, what="the start-up sync")
         before = stack.plugin_reloads()
         with httpx.Client(base_url=stack.url(), timeout=120,
                           headers={"Authorization": f"Bearer {stack.token}"}) as api:

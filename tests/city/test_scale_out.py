@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from bench.stack import PgDatabase, Stack, load_report, seq_check
+from testbed.stack import PgDatabase, Stack, load_report, seq_check
 
 BOXES = 300
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.stack import Stack, load_report, seq_check
+from testbed.stack import Stack, load_report, seq_check
 
 SCENARIO = """
 name = "everything at once"

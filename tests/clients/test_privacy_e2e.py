@@ -13,8 +13,7 @@ from typing import Any, Dict, List
 import pytest
 
 from fleet_api.broker.accounts import FLEET_USER
-from tests.clients.test_privacy import find_in_files, find_macs
-from tests.harness import (
+from testbed.harness import (
     BIN,
     ROOT,
     Broker,
@@ -24,6 +23,7 @@ from tests.harness import (
     wait_until,
     write_agent_config,
 )
+from tests.clients.test_privacy import find_in_files, find_macs
 from tests.test_broker_acl import Client
 from tests.test_control import command
 

@@ -5,7 +5,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.harness import Fleet, Process, telemetry, tool, wait_until
+from testbed.harness import Fleet, Process, telemetry, tool, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 # Without these, Chromium keeps trying the network this machine does not have.

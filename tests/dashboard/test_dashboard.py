@@ -3,7 +3,7 @@
 
 import pytest
 
-from tests.harness import ROOT, Fleet, Process
+from testbed.harness import ROOT, Fleet, Process
 
 pytestmark = pytest.mark.slow
 SHOTS = ROOT / "docs" / "screenshots"

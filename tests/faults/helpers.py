@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from agent.outbox import Outbox
 from simpul_wire.models import seq_ranges
-from tests.harness import Fleet, Process, agent_process, telemetry, wait_until, write_agent_config
+from testbed.harness import Fleet, Process, agent_process, telemetry, wait_until, write_agent_config
 
 
 def collectors(name: str = "air", values: Optional[Dict[str, float]] = None) -> str:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import List
 
-from tests.harness import free_port
+from testbed.harness import free_port
 
 
 def pg_bin(name: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.harness import Broker, Fleet, wait_until
 from tests.faults.helpers import (
     assert_exactly_once,
     fleet_count,
@@ -15,7 +16,6 @@ from tests.faults.helpers import (
     prefill,
     publish,
 )
-from tests.harness import Broker, Fleet, wait_until
 
 pytestmark = pytest.mark.slow
 

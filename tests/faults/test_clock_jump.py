@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agent.outbox import Outbox
+from testbed.harness import Broker, Fleet, telemetry, wait_until
 from tests.faults.helpers import assert_exactly_once, make_box, publish
-from tests.harness import Broker, Fleet, telemetry, wait_until
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 HOUR = 3600.0

@@ -8,9 +8,9 @@ from typing import Iterator
 
 import pytest
 
+from testbed.harness import Broker, Fleet, telemetry, wait_until
 from tests.faults.helpers import assert_exactly_once, make_box, prefill, publish
 from tests.faults.postgres import Cluster
-from tests.harness import Broker, Fleet, telemetry, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.harness import Broker, Fleet, device, wait_until
 from tests.faults.helpers import (
     assert_exactly_once,
     collectors,
@@ -25,7 +26,6 @@ from tests.faults.helpers import (
     publish,
     read_outbox,
 )
-from tests.harness import Broker, Fleet, device, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.harness import Broker, Fleet, Process, tool, wait_until
 from tests.faults.helpers import assert_exactly_once, fleet_count, make_box, prefill, publish
-from tests.harness import Broker, Fleet, Process, tool, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ from typing import List
 import httpx
 import pytest
 
+from testbed.harness import Broker, Fleet, device, telemetry, wait_until
 from tests.faults.helpers import make_box, publish
-from tests.harness import Broker, Fleet, device, telemetry, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from typing import Dict, List, Set
 
 import pytest
 
-from tests.harness import ROOT
+from testbed.harness import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,7 @@ from fleet_api.db import devices, make_engine, migrate, rejects, utcnow
 from fleet_api.ingest.consumer import Ingest, Message
 from fleet_api.ingest.store import write_batch
 from simpul_wire.models import MAX_PAYLOAD_BYTES, Record, TelemetryBatch, encode
+from testbed.harness import Broker, Fleet, device, telemetry, wait_until
 from tests.faults.helpers import (
     assert_exactly_once,
     collectors,
@@ -24,7 +25,6 @@ from tests.faults.helpers import (
     publish,
     read_outbox,
 )
-from tests.harness import Broker, Fleet, device, telemetry, wait_until
 
 EPOCH = "00112233445566aa"
 

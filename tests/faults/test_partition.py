@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.harness import Broker, Fleet, device, telemetry, wait_port, wait_until
 from tests.faults.helpers import assert_exactly_once, make_box, publish
 from tests.faults.netns import BoxNet
-from tests.harness import Broker, Fleet, device, telemetry, wait_port, wait_until
 
 pytestmark = pytest.mark.slow
 

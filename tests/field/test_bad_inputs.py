@@ -10,8 +10,8 @@ from typing import List
 
 import pytest
 
+from testbed.harness import Fleet, free_port
 from tests.field.helpers import CLI, env, field, one_line_error
-from tests.harness import Fleet, free_port
 
 ONLINE = ["provision", "--site", "Halte", "--kind", "wifi", "--district", "Barat",
           "--lat", "-6.2", "--lon", "106.8", "--no-check"]

@@ -13,8 +13,8 @@ import pytest
 
 from agent.config import load_config
 from simpul_field.provision.bundle import installed_device
+from testbed.harness import Fleet, Process, agent_process, device, telemetry, wait_until
 from tests.field.helpers import SYNTHETIC, field, spawn
-from tests.harness import Fleet, Process, agent_process, device, telemetry, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 from simpul_wire import encode
 from simpul_wire.models import CommandResult, ReportedConfig
 from simpul_wire.topics import topic
-from tests.harness import Fleet, wait_until
+from testbed.harness import Fleet, wait_until
 from tests.test_broker_acl import Client
 
 

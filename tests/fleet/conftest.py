@@ -13,7 +13,7 @@ from typing import Iterator
 import psycopg
 import pytest
 
-from tests.harness import Broker, Fleet
+from testbed.harness import Broker, Fleet
 
 PG_ADMIN = os.environ.get("SIMPUL_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 _counter = itertools.count()

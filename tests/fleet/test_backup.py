@@ -9,8 +9,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from tests.fleet.conftest import create_pg_database, drop_pg_database, pg_base
-from tests.harness import (
+from testbed.harness import (
     Broker,
     Fleet,
     agent_process,
@@ -21,6 +20,7 @@ from tests.harness import (
     wait_until,
     write_agent_config,
 )
+from tests.fleet.conftest import create_pg_database, drop_pg_database, pg_base
 
 pytestmark = pytest.mark.slow
 

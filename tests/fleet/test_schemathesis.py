@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.harness import BIN, Fleet
+from testbed.harness import BIN, Fleet
 
 pytestmark = pytest.mark.slow
 

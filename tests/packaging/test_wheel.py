@@ -16,8 +16,8 @@ from typing import Iterator, List
 
 import pytest
 
-from bench.ports import free_port
-from tests.harness import scratch_dir, wait_port
+from testbed.harness import scratch_dir, wait_port
+from testbed.ports import free_port
 from tests.packaging.wheels import PIP, ROOT, build_wheel, clean_env
 
 pytestmark = pytest.mark.slow

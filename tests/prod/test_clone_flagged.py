@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Fleet, agent_process, device, wait_until, write_agent_config
+from testbed.harness import Fleet, agent_process, device, wait_until, write_agent_config
 
 pytestmark = pytest.mark.slow
 

@@ -142,7 +142,7 @@ def test_rotation_from_the_fleet_api_has_no_lockout(scratch: Path, broker, fleet
 
     import paho.mqtt.client as mqtt
 
-    from tests.harness import agent_process, device, telemetry, wait_until, write_agent_config
+    from testbed.harness import agent_process, device, telemetry, wait_until, write_agent_config
 
     reg = fleet.register("box-a")
     config = write_agent_config(scratch, "box-a", reg["mqtt"],

@@ -15,7 +15,7 @@ from agent.cli.run import read_password
 from agent.config import load_config
 from agent.reactor import Reactor
 from agent.timesync import ClockJumps, parse_timedatectl, synced_from_adjtimex
-from tests.harness import (
+from testbed.harness import (
     Broker,
     Fleet,
     Process,

@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.harness import (
+from testbed.harness import (
     Broker,
     Fleet,
     Process,

@@ -15,7 +15,7 @@ from agent.config import load_config
 from agent.update import guard
 from agent.update.slots import bootstrap
 from fleet_api.broker.accounts import FLEET_USER
-from tests.harness import Broker, Fleet, Process, wait_until, write_agent_config
+from testbed.harness import Broker, Fleet, Process, wait_until, write_agent_config
 from tests.prod.conftest import Bundles
 from tests.test_broker_acl import Client
 from tests.test_control import command, results

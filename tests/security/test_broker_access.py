@@ -15,7 +15,7 @@ from fleet_api.broker.accounts import BRIDGE_PREFIX, FLEET_USER
 from simpul_wire import encode
 from simpul_wire.models import Record, TelemetryBatch
 from simpul_wire.topics import topic
-from tests.harness import Broker, Fleet, wait_until
+from testbed.harness import Broker, Fleet, wait_until
 from tests.test_broker_acl import Client
 
 pytestmark = pytest.mark.slow

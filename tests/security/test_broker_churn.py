@@ -33,7 +33,7 @@ from simpul_wire.models import (
     encode,
 )
 from simpul_wire.topics import topic
-from tests.harness import Broker, Fleet, telemetry, wait_until
+from testbed.harness import Broker, Fleet, telemetry, wait_until
 from tests.security.test_broker_crash import box_session, double_disconnects, try_box_session
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

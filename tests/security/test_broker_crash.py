@@ -54,7 +54,7 @@ from paho.mqtt.properties import Properties
 from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire.models import Record, TelemetryBatch, encode
 from simpul_wire.topics import topic
-from tests.harness import Broker, Fleet, telemetry, wait_until
+from testbed.harness import Broker, Fleet, telemetry, wait_until
 
 pytestmark = pytest.mark.slow
 

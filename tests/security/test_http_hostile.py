@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet_api.broker.accounts import verify_hash
-from tests.harness import Fleet, wait_until
+from testbed.harness import Fleet, wait_until
 from tests.test_broker_acl import Client
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,7 @@ import pytest
 
 from fleet_api.broker.accounts import FLEET_USER
 from fleet_api.db import make_engine
-from tests.fleet.conftest import db_url, fleet  # noqa: F401  (SQLite and PostgreSQL)
-from tests.harness import (
+from testbed.harness import (
     Broker,
     Fleet,
     agent_process,
@@ -23,6 +22,7 @@ from tests.harness import (
     wait_until,
     write_agent_config,
 )
+from tests.fleet.conftest import db_url, fleet  # noqa: F401  (SQLite and PostgreSQL)
 
 pytestmark = pytest.mark.slow
 

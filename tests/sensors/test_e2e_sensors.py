@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.harness import Fleet, agent_process, telemetry, wait_until, write_agent_config
+from testbed.harness import Fleet, agent_process, telemetry, wait_until, write_agent_config
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from agent.shaper import Shaper, ShaperError, Tier
-from tests.shaper.topology import Hotspot, finish, interval_mbps, measure, received_mbps
+from testbed.hotspot import Hotspot, finish, interval_mbps, measure, received_mbps
 
 pytestmark = pytest.mark.slow
 C1, C2 = "10.42.0.17", "10.42.0.23"

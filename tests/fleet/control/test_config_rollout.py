@@ -4,8 +4,8 @@ from typing import Any, Dict
 
 import pytest
 
+from testbed.harness import Fleet, wait_until
 from tests.fleet.boxes import FakeBox
-from tests.harness import Fleet, wait_until
 
 pytestmark = pytest.mark.slow
 

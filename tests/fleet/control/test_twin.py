@@ -2,8 +2,8 @@
 
 import pytest
 
+from testbed.harness import Fleet, wait_until
 from tests.fleet.boxes import FakeBox
-from tests.harness import Fleet, wait_until
 
 pytestmark = pytest.mark.slow
 

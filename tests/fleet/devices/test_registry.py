@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.harness import Fleet, wait_until
+from testbed.harness import Fleet, wait_until
 from tests.test_broker_acl import Client
 from tests.test_ingest import batch
 

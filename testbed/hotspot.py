@@ -21,7 +21,7 @@ _counter = itertools.count()
 SERVER_ADDR = "10.42.0.1"
 
 
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def sh(*args: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=30)
 
 
@@ -31,7 +31,7 @@ class Hotspot:
         self.box = f"shbox{tag}"
         self.air = f"shair{tag}"
         self.clients: Dict[str, str] = {}  # address -> namespace
-        self._servers: List[subprocess.Popen] = []
+        self._servers: List[subprocess.Popen[bytes]] = []
         self._namespaces: List[str] = []
         try:
             self._build(tag, client_hosts)
@@ -89,7 +89,7 @@ class Hotspot:
         raise RuntimeError(f"iperf3 server on port {port} did not start")
 
     def iperf(self, client: str, port: int, seconds: float, reverse: bool,
-              omit: int = 1) -> subprocess.Popen:
+              omit: int = 1) -> "subprocess.Popen[str]":
         """Start an iperf3 client; reverse=True measures download (box -> client)."""
         cmd = ["ip", "netns", "exec", self.clients[client], "iperf3", "-c", SERVER_ADDR,
                "-p", str(port), "-t", f"{seconds:g}", "-O", str(omit), "-J", "-i", "0.5"]
@@ -112,7 +112,7 @@ class Hotspot:
             lock.unlink(missing_ok=True)
 
 
-def finish(proc: subprocess.Popen, timeout: float = 60) -> Dict[str, Any]:
+def finish(proc: "subprocess.Popen[str]", timeout: float = 60) -> Dict[str, Any]:
     out, err = proc.communicate(timeout=timeout)
     try:
         data: Dict[str, Any] = json.loads(out)

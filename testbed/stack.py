@@ -2,80 +2,43 @@
 database of our own on the running server, Mosquitto from broker_config/, `simpul-fleet
 serve` and `ingest`, `simpul-sim fleet`; and the loss check by seq numbers."""
 
-import atexit
+import functools
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import httpx
 
-from bench.ports import free_port
+from testbed.harness import ROOT, Process, port_open, wait_until
+from testbed.ports import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = ROOT
 PG_ADMIN = os.environ.get("SIMPUL_PG", "postgresql://postgres@127.0.0.1:5432")
-
-
-def wait_for(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-            return True
-    except OSError:
-        return False
-
-
-def scratch(prefix: str) -> Path:
-    """A temp dir removed at exit (unless SIMPUL_KEEP is set)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    path.chmod(0o755)  # Mosquitto runs as its own user and must reach its data dir
-    if not os.environ.get("SIMPUL_KEEP"):
-        atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def env() -> Dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-class Proc:
+class Proc(Process):
+    """`python -m MODULE ARGS...` from the checkout, started at once."""
+
     def __init__(self, args: List[str], log: Path) -> None:
-        self.log = log
-        self._out = open(log, "ab")
-        self.p = subprocess.Popen([sys.executable, "-m", *args], stdout=self._out,
-                                  stderr=subprocess.STDOUT, env=env(), cwd=REPO,
-                                  start_new_session=True)
+        super().__init__([sys.executable, "-m", *args], log, env=env())
+        self.start()
 
     @property
-    def pid(self) -> int:
-        return self.p.pid
+    def p(self) -> "subprocess.Popen[bytes]":
+        assert self.proc is not None, "stopped"
+        return self.proc
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self._out.close()
+        super().stop(sig, timeout)
 
 
 class PgDatabase:
@@ -123,7 +86,7 @@ class Stack:
                             str(self.fleet_port), "--data", str(self.broker_data), "--bind",
                             "127.0.0.1", "--profile", self.profile, *self.broker_args],
                            self.base / "broker.log")
-        wait_for(lambda: port_open(self.port) and port_open(self.fleet_port), 20, "the broker")
+        self._wait_broker()
 
     def start_mosquitto(self, profile: str = "city", extra: str = "") -> subprocess.Popen:  # type: ignore[type-arg]
         """Mosquitto itself on a data dir `simpul-fleet broker` would prepare, so the caller
@@ -135,8 +98,12 @@ class Stack:
         broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         (self.broker_data / "mosquitto.pid").write_text(f"{broker.pid}\n")
-        wait_for(lambda: port_open(self.port) and port_open(self.fleet_port), 20, "the broker")
+        self._wait_broker()
         return broker
+
+    def _wait_broker(self) -> None:
+        wait_until(lambda: port_open(self.port) and port_open(self.fleet_port), 20,
+                   what="the broker")
 
     def plugin_reloads(self) -> int:
         """How often the access plugin has loaded its files (its start included)."""
@@ -162,7 +129,7 @@ class Stack:
                  *self.serve_args],
                 self.base / f"serve-{k}.log"))
             self.api_ports.append(port)
-            wait_for(lambda p=port: self._healthy(p), 60, f"serve {i + 1}")
+            wait_until(functools.partial(self._healthy, port), 60, what=f"serve {i + 1}")
 
     def start_ingest(self, n: int = 1) -> None:
         for _ in range(n):

@@ -1,9 +1,10 @@
-"""Real components for tests: a Mosquitto from broker_config/, a fleet process, agents.
+"""Real components: a Mosquitto from broker_config/, a fleet process, agents.
 
 Every test gets its own ports and directories, so two runs never collide. Directories
 live under a 0755 temp dir because Mosquitto drops to the `mosquitto` user.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from bench.ports import free_port
+from testbed.ports import free_port
 
 if TYPE_CHECKING:
     import httpx
@@ -38,20 +39,29 @@ def wait_until(cond: Callable[[], Any], timeout: float = 20.0, interval: float =
         time.sleep(interval)
 
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    def is_open() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
 
-    wait_until(is_open, timeout, what=f"port {port}")
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    wait_until(lambda: port_open(port), timeout, what=f"port {port}")
 
 
 def scratch_dir(prefix: str = "simpul-test-") -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    path.chmod(0o755)
+    path.chmod(0o755)  # Mosquitto runs as its own user and must reach its data dir
+    return path
+
+
+def scratch(prefix: str) -> Path:
+    """A scratch dir removed at exit (unless SIMPUL_KEEP is set), for benchmarks."""
+    path = scratch_dir(prefix)
+    if not os.environ.get("SIMPUL_KEEP"):
+        atexit.register(shutil.rmtree, path, True)
     return path
 
 
@@ -69,11 +79,13 @@ class Process:
         self.log = log
         self.env = env
         self.proc: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
+        self.pid = 0  # kept after stop(), to tell this process from a successor
 
     def start(self) -> "Process":
         self._out = open(self.log, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._out, stderr=subprocess.STDOUT,
                                      env=self.env, cwd=ROOT, start_new_session=True)
+        self.pid = self.proc.pid
         return self
 
     def alive(self) -> bool:

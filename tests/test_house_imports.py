@@ -1,0 +1,58 @@
+"""Who may import whom, read from the source: every import statement, the ones inside
+functions included, so a lazy import cannot cross a line the picture in README.md draws.
+
+The fresh-interpreter tests (test_wire_contract_imports, test_firmware_bridge_layer)
+prove what loads at run time; this one covers the code paths no test imports.
+"""
+
+import ast
+from pathlib import Path
+from typing import Dict, Set
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# package -> top-level names it must never import
+FORBIDDEN: Dict[str, Set[str]] = {
+    "simpul_wire": {"agent", "firmware_bridge", "simpul_field", "fleet_api", "simulator",
+                    "broker_config", "tests", "bench", "testbed"},
+    "firmware_bridge": {"agent", "simpul_field", "fleet_api", "simulator", "tests", "bench",
+                        "testbed"},
+    "agent": {"fleet_api", "simpul_field", "simulator", "tests", "bench", "testbed"},
+    "simpul_field": {"agent", "fleet_api", "simulator", "tests", "bench", "testbed"},
+    "fleet_api": {"agent", "firmware_bridge", "simpul_field", "simulator", "tests", "bench",
+                  "testbed"},
+    "broker_config": {"agent", "fleet_api", "simulator", "tests", "bench", "testbed"},
+    # The shared harness sits under both: tests/ and bench/ import it, never each other.
+    "testbed": {"tests", "bench"},
+    "tests": {"bench"},
+    "bench": {"tests"},
+}
+
+
+def imported_roots(path: Path) -> Set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_imports_nothing_it_must_not(package: str) -> None:
+    files = sorted((REPO / package).rglob("*.py"))
+    assert files, f"{package}/ has no Python files"
+    crossings = [f"{path.relative_to(REPO)} imports {', '.join(sorted(bad))}"
+                 for path in files
+                 if (bad := imported_roots(path) & FORBIDDEN[package])]
+    assert crossings == []
+
+
+def test_the_checker_sees_a_lazy_import(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from simulator.fleet import x\n    import tests.harness\n")
+    assert imported_roots(probe) == {"simulator", "tests"}
