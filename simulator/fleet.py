@@ -28,6 +28,7 @@ import httpx
 from agent.control.builtin import RecentLog
 from agent.reactor import Reactor
 from simpul_wire.config import AgentConfig
+from simulator.errors import SimError
 from simulator.virtual import VirtualBox
 
 log = logging.getLogger("simpul.sim.fleet")
@@ -35,10 +36,6 @@ log = logging.getLogger("simpul.sim.fleet")
 KINDS = ("wifi", "cctv", "sensor")
 DISTRICTS = ("Kota Barat", "Kota Timur", "Kota Utara", "Kota Selatan", "Kota Tengah")
 BULK_CHUNK = 1000
-
-
-class SimError(Exception):
-    """The simulator cannot go on; the message says why."""
 
 
 def simulated_tier(tier: Optional[Dict[str, Any]]) -> Optional[Dict[str, float]]:

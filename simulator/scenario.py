@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated, List, Literal, Optional, Union
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from simulator.errors import ScenarioError
 from simulator.virtual import VirtualBox, each
 
 if TYPE_CHECKING:
@@ -43,10 +44,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 log = logging.getLogger("simpul.sim.scenario")
-
-
-class ScenarioError(Exception):
-    """A scenario file that cannot be used; the message names the field."""
 
 
 class _Event(BaseModel):

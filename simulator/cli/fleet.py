@@ -44,7 +44,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.fleet import FleetOptions, SimError, run_fleet
+    from simulator.errors import SimError
+    from simulator.fleet import FleetOptions, run_fleet
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

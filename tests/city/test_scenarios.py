@@ -16,7 +16,8 @@ from agent.collectors.synthetic import (
     rain_mm_h,
     water_step,
 )
-from simulator.scenario import SHIPPED, ScenarioError, load_scenario, parse_scenario, pick
+from simulator.errors import ScenarioError
+from simulator.scenario import SHIPPED, load_scenario, parse_scenario, pick
 
 SCENARIOS = sorted(SHIPPED.glob("*.toml"))
 
@@ -106,3 +107,22 @@ def test_a_shipped_scenario_loads_by_its_name() -> None:
     assert load_scenario("stormy-day") == load_scenario(str(SHIPPED / "stormy-day.toml"))
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario("no-such-scenario")
+
+
+def test_a_bad_scenario_is_one_line_from_the_cli(tmp_path: Path) -> None:
+    """ScenarioError is a SimError, so `simpul-sim fleet` says what is wrong in one line
+    before it registers a single box (the fleet address here answers nothing)."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[events]]\nat_s = "soon"\n')
+    for scenario, said in ((str(bad), "events"), ("/no/such.toml", "cannot read")):
+        done = subprocess.run([sys.executable, "-m", "simulator.cli", "fleet", "--fleet",
+                               "http://127.0.0.1:9", "--token", "x", "--devices", "1",
+                               "--scenario", scenario], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("simpul-sim: ") and said in lines[0]
