@@ -56,3 +56,35 @@ def test_the_checker_sees_a_lazy_import(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from simulator.fleet import x\n    import tests.harness\n")
     assert imported_roots(probe) == {"simulator", "tests"}
+
+
+def test_routes_hold_no_sql() -> None:
+    """The fleet in layers: a route parses, authorises and shapes the answer; the
+    queries and decisions are in the service packages, tables only in fleet_api/db.py."""
+    import sqlalchemy
+
+    from fleet_api import db
+
+    tables = {name for name, value in vars(db).items() if isinstance(value, sqlalchemy.Table)}
+    assert {"devices", "records", "alerts"} <= tables
+    crossings = []
+    for path in sorted((REPO / "fleet_api" / "api" / "routes").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = {alias.name for alias in node.names}
+                if any(n.split(".")[0] == "sqlalchemy" for n in names):
+                    crossings.append(f"{path.name} imports sqlalchemy")
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                # A connection handed to a service is a type, not SQL.
+                if node.module.split(".")[0] == "sqlalchemy" and not (
+                        node.module == "sqlalchemy.engine"
+                        and {a.name for a in node.names} <= {"Connection", "Engine"}):
+                    crossings.append(f"{path.name} imports from {node.module}")
+                used = {alias.name for alias in node.names} & tables
+                if node.module == "fleet_api.db" and used:
+                    crossings.append(f"{path.name} imports the tables {sorted(used)}")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr == "execute"):
+                crossings.append(f"{path.name}:{node.lineno} runs a statement")
+    assert crossings == []

@@ -8,7 +8,7 @@ takes its account out of the password file; a live session left behind can no lo
 publish or read anything, because its districts are gone from the plugin's data too.
 """
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
@@ -25,16 +25,28 @@ class BridgeError(FleetError):
     """A bridge cannot be made or found; the message says why."""
 
 
+class NoAccounts(FleetError):
+    """This fleet manages no broker accounts, so it has no bridges to make or delete."""
+
+
+def _sync(accounts: Optional[AccountSync]) -> AccountSync:
+    if accounts is None:
+        raise NoAccounts("this fleet manages no broker accounts (start it with "
+                         "--broker-data)")
+    return accounts
+
+
 def _public(row: Any) -> Dict[str, Any]:
     return {"name": row.name, "username": bridge_user(row.name),
             "districts": list(row.districts), "created_by": row.created_by,
             "created_at": iso(row.created_at)}
 
 
-def create(engine: Engine, accounts: AccountSync, who: Principal, name: str,
+def create(engine: Engine, accounts: Optional[AccountSync], who: Principal, name: str,
            districts: List[str]) -> Dict[str, Any]:
     """Make the bridge and wait for the broker to know it; returns its view and, once,
-    its password."""
+    its password. NoAccounts without an account sync, BridgeError when it exists."""
+    sync = _sync(accounts)
     password = new_password()
     try:
         with engine.begin() as conn:
@@ -46,7 +58,7 @@ def create(engine: Engine, accounts: AccountSync, who: Principal, name: str,
             row = conn.execute(select(bridges).where(bridges.c.name == name)).one()
     except IntegrityError as exc:
         raise BridgeError(f"bridge {name} exists already") from exc
-    accounts.wait(accounts.request(), timeout=15)
+    sync.wait(sync.request(), timeout=15)
     return {**_public(row), "password": password}
 
 
@@ -55,10 +67,14 @@ def listing(engine: Engine) -> List[Dict[str, Any]]:
         return [_public(r) for r in conn.execute(select(bridges).order_by(bridges.c.name))]
 
 
-def remove(engine: Engine, accounts: AccountSync, who: Principal, name: str) -> None:
+def remove(engine: Engine, accounts: Optional[AccountSync], who: Principal, name: str
+           ) -> None:
+    """Delete the bridge and wait for the broker to drop it. NoAccounts without an account
+    sync, BridgeError when there is no such bridge."""
+    sync = _sync(accounts)
     with engine.begin() as conn:
         gone = conn.execute(delete(bridges).where(bridges.c.name == name)).rowcount
         if not gone:
             raise BridgeError(f"no bridge {name}")
         record(conn, who, "bridge.delete", name)
-    accounts.wait(accounts.request(), timeout=15)
+    sync.wait(sync.request(), timeout=15)

@@ -12,11 +12,8 @@ from fleet_api.audit import record
 from fleet_api.auth import Principal
 from fleet_api.control import twin
 from fleet_api.db import devices, groups, tiers
+from fleet_api.devices.registry import NoDevice
 from fleet_api.errors import FleetError
-
-
-class NoDevice(FleetError):
-    """No such device (not a LookupError: that is a tier the catalogue lacks)."""
 
 
 class NoGroup(FleetError):

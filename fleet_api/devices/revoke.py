@@ -33,9 +33,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from fleet_api.audit import record
+from fleet_api.auth import Principal
 from fleet_api.broker.accounts import AccountSync, mosquitto_hash, new_password
 from fleet_api.broker.publisher import Publisher
 from fleet_api.db import devices, marks, utcnow
+from fleet_api.devices import registry
 from fleet_api.devices.pki import FleetCA, revoke_device
 from fleet_api.errors import FleetError
 from fleet_api.settings import Settings, SettingsError
@@ -186,6 +189,15 @@ def deregister(engine: Engine, side: BrokerSide, device_id: str) -> bool:
             return True  # another request finished it a moment ago
         _hold(conn, device_id, CLAIM_S)
     return _attempt(engine, side, device_id)
+
+
+def deregister_as(engine: Engine, side: BrokerSide, who: Principal, device_id: str) -> bool:
+    """The API's deregistration: its audit entry (NoDevice when the device is not
+    registered), then `deregister`."""
+    with engine.begin() as conn:
+        registry.require(conn, device_id)
+        record(conn, who, "device.delete", device_id)
+    return deregister(engine, side, device_id)
 
 
 def retry_pending(engine: Engine, side: BrokerSide) -> List[str]:

@@ -3,9 +3,11 @@
 The steps are `identity.begin/step` (pure); this module keeps their state in the
 `devices` row and does what their actions say:
 
-- `start` (the API): a new password; the device row keeps the old hash and stores the new
-  one as pending (state `staging`); a `rotate_credentials` command carries the password
-  to the box, whose command id is the rotation id. The broker still has the old hash.
+- `start` (the API, through `request`, which refuses a device being deregistered and
+  writes the audit entry): a new password; the device row keeps the old hash and stores
+  the new one as pending (state `staging`); a `rotate_credentials` command carries the
+  password to the box, whose command id is the rotation id. The broker still has the old
+  hash.
 - `advance` (the fleet worker, under its lease, every second):
   - staging: the command succeeded (the box wrote the new password beside the old one)
     → `switched`, and the account sync gives the broker the pending hash;
@@ -30,10 +32,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from fleet_api import sealing
 from fleet_api.alerts import rules as alerts
+from fleet_api.audit import record
+from fleet_api.auth import Principal
 from fleet_api.broker.accounts import AccountSync, mosquitto_hash, new_password
 from fleet_api.control import box_commands as cmds
 from fleet_api.db import births, commands, devices, utcnow
 from fleet_api.devices.identity import Rotation, begin, step
+from fleet_api.devices.revoke import is_pending
 from fleet_api.errors import FleetError
 
 log = logging.getLogger("simpul.rotation")
@@ -50,6 +55,10 @@ _swept_at = 0.0
 
 class RotationError(FleetError):
     """A rotation cannot start; the message says why."""
+
+
+class Deregistering(RotationError):
+    """The device is being deregistered."""
 
 
 def broker_hash() -> Any:
@@ -106,6 +115,22 @@ def start(conn: Connection, device_id: str, who: str, only_boot_id: Optional[str
     command = cmds.create(conn, device_id, COMMAND, args, COMMAND_TIMEOUT_S, who,
                           command_id=command_id)
     _store(conn, rot)
+    return command
+
+
+def request(engine: Engine, who: Principal, device_id: str, only_boot_id: Optional[str],
+            reconnect_after_s: float) -> Dict[str, Any]:
+    """The API's rotation: `start` and its audit entry in one transaction; returns the
+    command row to publish. LookupError when there is no such device, Deregistering
+    (a RotationError) while it is being deregistered, RotationError when it cannot
+    start."""
+    with engine.begin() as conn:
+        if is_pending(conn, device_id):
+            raise Deregistering(f"{device_id} is being deregistered")
+        command = start(conn, device_id, who.name or f"#{who.token_id}", only_boot_id,
+                        reconnect_after_s)
+        record(conn, who, "device.rotate_credentials", device_id,
+               {"rotation_id": command["command_id"], "only_boot_id": only_boot_id})
     return command
 
 

@@ -11,6 +11,9 @@ this is the leased job around them, run by the fleet worker every second:
   boxes' `commit_after_s`, so a version that breaks during its trial has rolled back by
   then): succeeded when its latest birth reports the new version, failed otherwise
   (rolled back by its trial, its start guard, or never restarted).
+
+`start` is the API's way in: it picks the devices, refuses a second running rollout and
+writes the audit entry in the rollout's transaction (views in fleet_api/updates/views.py).
 """
 
 import logging
@@ -20,14 +23,27 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
+from fleet_api.audit import record
+from fleet_api.auth import Principal
 from fleet_api.broker.publisher import Publisher
 from fleet_api.control import box_commands as cmds
 from fleet_api.db import commands, devices, inserted_id, update_rollouts, update_targets, utcnow
+from fleet_api.errors import FleetError
+from fleet_api.updates import views
 from fleet_api.updates.bundles import next_action, waves
 
 log = logging.getLogger("simpul.update_rollout")
 
 COMMAND_TIMEOUT_S = 3600.0
+
+
+class NoDevicesChosen(FleetError, ValueError):
+    """The request names devices that are not registered (or not in its district or
+    group), or matches none."""
+
+
+class StillRunning(FleetError):
+    """Another update rollout is still running; one runs at a time."""
 
 
 def create(conn: Connection, version: str, url: str, device_ids: Sequence[str],
@@ -43,6 +59,43 @@ def create(conn: Connection, version: str, url: str, device_ids: Sequence[str],
         {"rollout_id": rollout_id, "device_id": d, "wave": i}
         for i, wave in enumerate(plan) for d in wave])
     return rollout_id
+
+
+def start(engine: Engine, who: Principal, version: str, url: str,
+          device_ids: Optional[Sequence[str]], district: Optional[str], group: Optional[str],
+          fractions: Sequence[float], max_failure_ratio: float, settle_s: float
+          ) -> Dict[str, Any]:
+    """A new rollout to `version` on the given devices, in their order (canaries first),
+    or on every device of the district and group, by id; its audit entry is in the same
+    transaction. Returns its view (fleet_api/updates/views.py). NoDevicesChosen when a
+    named device is not registered there or no device matches; StillRunning while
+    another rollout runs."""
+    query = select(devices.c.device_id).order_by(devices.c.device_id)
+    if district is not None:
+        query = query.where(devices.c.district == district)
+    if group is not None:
+        query = query.where(devices.c.group_name == group)
+    with engine.begin() as conn:
+        known = [r[0] for r in conn.execute(query)]
+        if device_ids is not None:
+            missing = sorted(set(device_ids) - set(known))
+            if missing:
+                raise NoDevicesChosen(f"not registered (or not in the district/group): "
+                                      f"{', '.join(missing[:20])}")
+            chosen = list(dict.fromkeys(device_ids))
+        else:
+            chosen = known
+        if not chosen:
+            raise NoDevicesChosen("no devices match")
+        running = conn.execute(select(update_rollouts.c.id).where(
+            update_rollouts.c.status == "running")).first()
+        if running is not None:
+            raise StillRunning(f"update rollout {running[0]} is still running")
+        rollout_id = create(conn, version, url, chosen, fractions, max_failure_ratio,
+                            settle_s, who.name or f"#{who.token_id}")
+        record(conn, who, "update.rollout", str(rollout_id),
+               {"version": version, "devices": len(chosen)})
+        return views.view_of(conn, rollout_id)
 
 
 def _judge(command: Any, version_now: Optional[str], version: str,

@@ -4,12 +4,10 @@ from typing import Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
 
+from fleet_api import audit as audit_log
+from fleet_api import tokens as api_tokens
 from fleet_api.api.limits import RequestBody
-from fleet_api.audit import record
-from fleet_api.auth import create_token, hash_token
-from fleet_api.db import audit, iso, tokens
 from fleet_api.deps import Admin, RowId, ServicesDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -59,41 +57,23 @@ def list_audit(services: ServicesDep, _who: Admin,
                limit: int = Query(200, ge=1, le=5000)
                ) -> AuditList:
     """Every change: who, what, when; newest first. Secrets are redacted."""
-    query = select(audit).order_by(audit.c.id.desc()).limit(limit)
-    if target is not None:
-        query = query.where(audit.c.target == target)
-    if action is not None:
-        query = query.where(audit.c.action == action)
-    with services.engine.connect() as conn:
-        rows = conn.execute(query).fetchall()
-    data = [AuditEntry(id=r.id, at=iso(r.at), actor=r.actor, action=r.action, target=r.target,
-                       detail=r.detail or {}) for r in rows]
+    data = [AuditEntry(**e) for e in audit_log.listing(services.engine, target, action, limit)]
     return AuditList(data=data, count=len(data))
 
 
 @router.get("/tokens", response_model=List[TokenView])
 def list_tokens(services: ServicesDep, _who: Admin) -> List[TokenView]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(tokens).order_by(tokens.c.id)).fetchall()
-    return [TokenView(id=r.id, role=r.role, name=r.name, created_at=iso(r.created_at),
-                      revoked=r.revoked) for r in rows]
+    return [TokenView(**t) for t in api_tokens.listing(services.engine)]
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
 def add_token(body: TokenCreate, services: ServicesDep, who: Admin) -> TokenCreated:
-    token = create_token(services.engine, body.role, body.name)
-    with services.engine.begin() as conn:
-        row = conn.execute(select(tokens.c.id)
-                           .where(tokens.c.token_hash == hash_token(token))).one()
-        record(conn, who, "token.create", f"token:{row.id}", {"role": body.role,
-                                                             "name": body.name})
-    return TokenCreated(id=row.id, role=body.role, name=body.name, token=token)
+    return TokenCreated(**api_tokens.issue(services.engine, who, body.role, body.name))
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: RowId, services: ServicesDep, who: Admin) -> None:
-    with services.engine.begin() as conn:
-        done = conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=True))
-        if not done.rowcount:
-            raise HTTPException(404, f"no token {token_id}")
-        record(conn, who, "token.revoke", f"token:{token_id}")
+    try:
+        api_tokens.revoke(services.engine, who, token_id)
+    except api_tokens.NoToken as exc:
+        raise HTTPException(404, str(exc)) from exc

@@ -47,20 +47,14 @@ class BridgeCreated(BridgePublic):
     password: str = Field(description="shown once: the district broker's bridge.password")
 
 
-def _sync(services: ServicesDep):  # type: ignore[no-untyped-def]
-    if services.accounts is None:
-        raise HTTPException(409, "this fleet manages no broker accounts (start it with "
-                                 "--broker-data)")
-    return services.accounts
-
-
 @router.post("", response_model=BridgeCreated, status_code=201)
 def create_bridge(body: BridgeCreate, services: ServicesDep, who: Admin) -> BridgeCreated:
     """A broker account for one district broker's bridge, confined to the boxes of the
     given districts. The password is in this response only."""
     try:
-        made = bridges.create(services.engine, _sync(services), who, body.name, body.districts)
-    except bridges.BridgeError as exc:
+        made = bridges.create(services.engine, services.accounts, who, body.name,
+                              body.districts)
+    except (bridges.NoAccounts, bridges.BridgeError) as exc:
         raise HTTPException(409, str(exc)) from exc
     return BridgeCreated(**made)
 
@@ -74,6 +68,8 @@ def list_bridges(services: ServicesDep, _who: Admin) -> List[BridgePublic]:
 def delete_bridge(name: Annotated[str, Path(max_length=40)], services: ServicesDep,
                   who: Admin) -> None:
     try:
-        bridges.remove(services.engine, _sync(services), who, name)
+        bridges.remove(services.engine, services.accounts, who, name)
+    except bridges.NoAccounts as exc:
+        raise HTTPException(409, str(exc)) from exc
     except bridges.BridgeError as exc:
         raise HTTPException(404, str(exc)) from exc

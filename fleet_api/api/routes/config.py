@@ -10,6 +10,7 @@ from fleet_api.broker.publisher import publish_desired
 from fleet_api.control import device_config as svc
 from fleet_api.control import twin
 from fleet_api.deps import DeviceId, Operator, ServicesDep, Viewer
+from fleet_api.devices.registry import NoDevice
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 
@@ -75,7 +76,7 @@ def _view(services: ServicesDep, device_id: str) -> TwinView:
 
 
 def _http(exc: Exception) -> HTTPException:
-    if isinstance(exc, (svc.NoDevice, svc.NoGroup)):
+    if isinstance(exc, (NoDevice, svc.NoGroup)):
         return HTTPException(404, str(exc))
     if isinstance(exc, twin.VersionConflict):
         return HTTPException(409, f"stale version: the config is at version {exc.current}; "
@@ -89,7 +90,7 @@ def _http(exc: Exception) -> HTTPException:
 def get_config(device_id: DeviceId, services: ServicesDep, _who: Viewer) -> TwinView:
     try:
         return _view(services, device_id)
-    except svc.NoDevice as exc:
+    except NoDevice as exc:
         raise _http(exc) from exc
 
 
@@ -98,7 +99,7 @@ def put_config(device_id: DeviceId, body: ConfigPut, services: ServicesDep, who:
                ) -> TwinView:
     try:
         svc.put_own(services.engine, who, device_id, body.desired, body.version)
-    except (svc.NoDevice, twin.TwinError, twin.VersionConflict) as exc:
+    except (NoDevice, twin.TwinError, twin.VersionConflict) as exc:
         raise _http(exc) from exc
     publish_desired(services.engine, services.publisher, [device_id])
     return _view(services, device_id)
@@ -111,7 +112,7 @@ def put_tier(device_id: DeviceId, body: TierPut, services: ServicesDep, who: Ope
     the box reports the tier applied."""
     try:
         svc.put_tier(services.engine, who, device_id, body.mbps)
-    except (svc.NoDevice, svc.KeptChanging, twin.TwinError, LookupError) as exc:
+    except (NoDevice, svc.KeptChanging, twin.TwinError, LookupError) as exc:
         raise _http(exc) from exc
     publish_desired(services.engine, services.publisher, [device_id])
     return _view(services, device_id)
@@ -123,7 +124,7 @@ def put_group(device_id: DeviceId, body: GroupPut, services: ServicesDep, who: O
     """Assign the device to a group (its template, thresholds and rollouts) or to none."""
     try:
         svc.put_group(services.engine, who, device_id, body.group)
-    except (svc.NoDevice, svc.NoGroup, twin.TwinError, twin.VersionConflict) as exc:
+    except (NoDevice, svc.NoGroup, twin.TwinError, twin.VersionConflict) as exc:
         raise _http(exc) from exc
     publish_desired(services.engine, services.publisher, [device_id])
     return _view(services, device_id)

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleet_api.api.limits import BULK_BODY_CAP, RequestBody
 from fleet_api.api.schemas import DeviceCreate, MqttCredentials
-from fleet_api.audit import record
 from fleet_api.control import box_commands as cmds
 from fleet_api.db import iso
 from fleet_api.deps import (
@@ -24,8 +23,8 @@ from fleet_api.deps import (
     Viewer,
 )
 from fleet_api.devices import registry, rotation
-from fleet_api.devices.pki import FleetCA, PkiError, issue, pem
-from fleet_api.devices.revoke import deregister, is_pending
+from fleet_api.devices.pki import FleetCA, PkiError
+from fleet_api.devices.revoke import deregister_as
 from fleet_api.spreadsheet import safe_row
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -68,11 +67,11 @@ def register_bulk(body: BulkCreate, services: ServicesDep, who: Technician) -> B
     """Register thousands at once: one transaction, one broker reload. Credentials are
     in the response, once."""
     ids = [d.device_id for d in body.devices]
-    if len(set(ids)) != len(ids):
-        raise HTTPException(422, "a device_id appears twice in the request")
     try:
         passwords = registry.register_many(services.engine, who,
                                            [d.model_dump() for d in body.devices])
+    except registry.Duplicated as exc:
+        raise HTTPException(422, str(exc)) from exc
     except registry.AlreadyRegistered as exc:
         raise HTTPException(409, str(exc)) from exc
     if services.accounts is not None and \
@@ -99,11 +98,11 @@ def delete_device(device_id: DeviceId, services: ServicesDep, who: Admin) -> Res
     """Deregister: the broker refuses the device from now on, and its live connection is
     dropped. Stored telemetry stays. While the broker cannot be reached the answer is
     202 and the device shows `deregistration: pending` until the fleet has finished."""
-    with services.engine.begin() as conn:
-        if not registry.exists(conn, device_id):
-            raise HTTPException(404, f"no device {device_id}")
-        record(conn, who, "device.delete", device_id)
-    if deregister(services.engine, services.broker_side(), device_id):
+    try:
+        gone = deregister_as(services.engine, services.broker_side(), who, device_id)
+    except registry.NoDevice as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if gone:
         return Response(status_code=204)
     body = DeregistrationPending(
         device_id=device_id, deregistration="pending",
@@ -181,23 +180,17 @@ def issue_certificate(device_id: DeviceId, body: CertificateRequest, services: S
     """Sign the box's certificate request with the fleet's CA. The certificate's subject is
     CN=<device id>, whatever the request asked; the broker's TLS listener takes it as the
     username. The box's key never leaves the box."""
-    with services.engine.connect() as conn:
-        if not registry.exists(conn, device_id):
-            raise HTTPException(404, f"no device {device_id}")
-    if not services.settings.broker_data or not FleetCA(services.settings.broker_data).exists():
-        raise HTTPException(409, "this fleet has no CA: start the broker with "
-                                 "`simpul-fleet broker --tls-port PORT` once")
-    ca = FleetCA(services.settings.broker_data)
+    broker_data = services.settings.broker_data
     try:
-        cert = issue(services.engine, ca, device_id, body.csr)
+        issued = registry.certify(services.engine, FleetCA(broker_data) if broker_data else None,
+                                  who, device_id, body.csr)
+    except registry.NoDevice as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except registry.NoCA as exc:
+        raise HTTPException(409, str(exc)) from exc
     except PkiError as exc:
         raise HTTPException(422, f"certificate request refused: {exc}") from exc
-    with services.engine.begin() as conn:
-        record(conn, who, "device.certificate", device_id)
-    return CertificateIssued(
-        device_id=device_id, serial=format(cert.serial_number, "x"),
-        not_after=iso(cert.not_valid_after_utc.replace(tzinfo=None)), certificate=pem(cert),
-        ca=ca.ca_pem.read_text(), url=services.settings.tls_url())
+    return CertificateIssued(device_id=device_id, url=services.settings.tls_url(), **issued)
 
 
 class RotateRequest(RequestBody):
@@ -226,13 +219,8 @@ def rotate_credentials(device_id: DeviceId, services: ServicesDep, who: Operator
     and the device's alerts."""
     body = body or RotateRequest()
     try:
-        with services.engine.begin() as conn:
-            if is_pending(conn, device_id):
-                raise HTTPException(409, f"{device_id} is being deregistered")
-            command = rotation.start(conn, device_id, who.name or f"#{who.token_id}",
-                                     body.only_boot_id, body.reconnect_after_s)
-            record(conn, who, "device.rotate_credentials", device_id,
-                   {"rotation_id": command["command_id"], "only_boot_id": body.only_boot_id})
+        command = rotation.request(services.engine, who, device_id, body.only_boot_id,
+                                   body.reconnect_after_s)
     except LookupError as exc:
         raise HTTPException(404, f"no device {device_id}") from exc
     except rotation.RotationError as exc:

@@ -1,17 +1,15 @@
 """Staged rollouts of agent updates (fleet_api/updates/rollout.py), and the bundles the
 boxes download (`simpul-fleet serve --updates-dir`)."""
 
-from typing import Annotated, Any, Dict, List, Literal, Optional
+from typing import Annotated, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from fleet_api.api.limits import ROLLOUT_BODY_CAP, RequestBody
-from fleet_api.audit import record
-from fleet_api.db import devices, iso, update_rollouts, update_targets
 from fleet_api.deps import Operator, RowId, ServicesDep, Viewer
 from fleet_api.updates import rollout as update_rollout
+from fleet_api.updates import views
 
 router = APIRouter(prefix="/api/v1/updates", tags=["updates"])
 
@@ -81,77 +79,33 @@ class UpdateRolloutList(BaseModel):
     count: int
 
 
-def _view(conn: Any, ro: Any, with_targets: bool = True) -> UpdateRolloutView:
-    targets = [Target(device_id=t.device_id, wave=t.wave, command_id=t.command_id,
-                      sent_at=iso(t.sent_at), outcome=t.outcome, detail=t.detail)
-               for t in conn.execute(select(update_targets)
-                                     .where(update_targets.c.rollout_id == ro.id)
-                                     .order_by(update_targets.c.wave,
-                                               update_targets.c.device_id))]
-    counts = {"succeeded": 0, "failed": 0, "running": 0, "waiting": 0}
-    for t in targets:
-        key = t.outcome or ("running" if t.command_id else "waiting")
-        counts[key] += 1
-    return UpdateRolloutView(
-        id=ro.id, version=ro.version, url=ro.url, status=ro.status, reason=ro.reason,
-        waves=[len(w) for w in ro.plan], max_failure_ratio=ro.max_failure_ratio,
-        settle_s=ro.settle_s, created_by=ro.created_by, created_at=iso(ro.created_at),
-        updated_at=iso(ro.updated_at), counts=counts,
-        targets=targets if with_targets else [])
-
-
 @router.post("/rollouts", status_code=201, response_model=UpdateRolloutView,
              max_body_size=ROLLOUT_BODY_CAP)  # 100,000 device ids (fleet_api/api/limits.py)
 def create_rollout(body: UpdateRolloutCreate, services: ServicesDep, who: Operator
                    ) -> UpdateRolloutView:
     """Update the agent on the chosen boxes wave by wave; the rollout stops by itself
     when a wave's failures pass `max_failure_ratio`."""
-    query = select(devices.c.device_id).order_by(devices.c.device_id)
-    if body.district is not None:
-        query = query.where(devices.c.district == body.district)
-    if body.group is not None:
-        query = query.where(devices.c.group_name == body.group)
-    with services.engine.begin() as conn:
-        known = [r[0] for r in conn.execute(query)]
-        if body.devices is not None:
-            missing = sorted(set(body.devices) - set(known))
-            if missing:
-                raise HTTPException(422, f"not registered (or not in the district/group): "
-                                         f"{', '.join(missing[:20])}")
-            chosen = list(dict.fromkeys(body.devices))
-        else:
-            chosen = known
-        if not chosen:
-            raise HTTPException(422, "no devices match")
-        running = conn.execute(select(update_rollouts.c.id).where(
-            update_rollouts.c.status == "running")).first()
-        if running is not None:
-            raise HTTPException(409, f"update rollout {running[0]} is still running")
-        rollout_id = update_rollout.create(
-            conn, body.version, body.url, chosen, body.waves, body.max_failure_ratio,
-            body.settle_s, who.name or f"#{who.token_id}")
-        record(conn, who, "update.rollout", str(rollout_id),
-               {"version": body.version, "devices": len(chosen)})
-        ro = conn.execute(select(update_rollouts)
-                          .where(update_rollouts.c.id == rollout_id)).one()
-        return _view(conn, ro)
+    try:
+        made = update_rollout.start(
+            services.engine, who, body.version, body.url, body.devices, body.district,
+            body.group, body.waves, body.max_failure_ratio, body.settle_s)
+    except update_rollout.NoDevicesChosen as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except update_rollout.StillRunning as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return UpdateRolloutView(**made)
 
 
 @router.get("/rollouts", response_model=UpdateRolloutList)
 def list_rollouts(services: ServicesDep, _who: Viewer,
                   limit: int = Query(50, ge=1, le=500)) -> UpdateRolloutList:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(update_rollouts)
-                            .order_by(update_rollouts.c.id.desc()).limit(limit)).fetchall()
-        data = [_view(conn, ro, with_targets=False) for ro in rows]
+    data = [UpdateRolloutView(**ro) for ro in views.listing(services.engine, limit)]
     return UpdateRolloutList(data=data, count=len(data))
 
 
 @router.get("/rollouts/{rollout_id}", response_model=UpdateRolloutView)
 def get_rollout(rollout_id: RowId, services: ServicesDep, _who: Viewer) -> UpdateRolloutView:
-    with services.engine.connect() as conn:
-        ro = conn.execute(select(update_rollouts)
-                          .where(update_rollouts.c.id == rollout_id)).first()
-        if ro is None:
-            raise HTTPException(404, f"no update rollout {rollout_id}")
-        return _view(conn, ro)
+    try:
+        return UpdateRolloutView(**views.find(services.engine, rollout_id))
+    except views.NoRollout as exc:
+        raise HTTPException(404, str(exc)) from exc

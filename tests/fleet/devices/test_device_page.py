@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from fleet_api.api.routes.devices import PUBLIC_COLUMNS, DevicePublic, _page, _public
+from fleet_api.api.routes.devices import DevicePublic
 from fleet_api.db import devices, make_engine, migrate, utcnow
+from fleet_api.devices.views import PUBLIC_COLUMNS, build_page, public_view
 from fleet_api.ingest.presence import presence
 
 
@@ -29,11 +30,12 @@ def test_page_matches_the_single_view(db_url: str, alive: bool) -> None:
             else None, ntp_synced=bool(i % 2)) for i, (state, seen) in enumerate(cases)])
         rows = conn.execute(select(*PUBLIC_COLUMNS).order_by(devices.c.device_id)).fetchall()
         full = conn.execute(select(devices).order_by(devices.c.device_id)).fetchall()
-    page = _page(rows, now, 120.0, alive)
+    page = build_page(rows, now, 120.0, alive)
     for item, (state, seen) in zip(page, cases):
         assert (item["state"], item["online"]) == presence(state, seen, now, 120.0, alive)
         assert DevicePublic.model_validate(item).model_dump(mode="json") == item
-    assert [_public(r, now, 120.0, alive).model_dump(mode="json") for r in full] == page
+    assert [DevicePublic(**public_view(r, now, 120.0, alive)).model_dump(mode="json")
+            for r in full] == page
     assert [d["state"] for d in page] == (
         ["online", "offline", "online", "offline", "offline", "unknown"] if alive
         else ["unknown"] * 6)

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from fleet_api.api.routes.reports import p95
 from fleet_api.auth import create_token
 from fleet_api.db import devices, make_engine, migrate, records, rollup_1h, rollup_1m, utcnow
 from fleet_api.deps import Services
+from fleet_api.devices.telemetry import p95
 from fleet_api.ingest import rollups
 from fleet_api.ingest.store import Batch, write_batch
 from fleet_api.main import create_app
