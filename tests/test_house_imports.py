@@ -1,7 +1,7 @@
 """Who may import whom, read from the source: every import statement, the ones inside
 functions included, so a lazy import cannot cross a line the picture in README.md draws.
 
-The fresh-interpreter tests (test_wire_contract_imports, test_firmware_bridge_layer)
+The fresh-interpreter tests (wire/test_contract_imports, sensors/test_firmware_bridge_layer)
 prove what loads at run time; this one covers the code paths no test imports.
 """
 

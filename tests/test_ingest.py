@@ -6,7 +6,7 @@ import pytest
 
 from simpul_wire import Record, TelemetryBatch, encode, utcnow
 from testbed.harness import Broker, Fleet, device, telemetry, wait_until
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 
 pytestmark = pytest.mark.slow
 

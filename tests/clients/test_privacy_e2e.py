@@ -23,12 +23,12 @@ from testbed.harness import (
     wait_until,
     write_agent_config,
 )
+from testbed.mqtt import Client
+from tests.agent_runtime.test_control import command
 from tests.clients.test_privacy import find_in_files, find_macs
-from tests.test_broker_acl import Client
-from tests.test_control import command
 
 pytestmark = pytest.mark.slow
-DEVICE = "box-a"  # tests.test_control.command() addresses this box
+DEVICE = "box-a"  # tests.agent_runtime.test_control.command() addresses this box
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from simpul_wire import encode
 from simpul_wire.models import CommandResult, ReportedConfig
 from simpul_wire.topics import topic
 from testbed.harness import Fleet, wait_until
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 
 
 class FakeBox:

@@ -6,10 +6,10 @@ from typing import Iterator
 
 import pytest
 
-from tests.fleet.conftest import create_pg_database, drop_pg_database, pg_base
-from tests.test_broker_acl import (  # noqa: F401 - collected here with a PostgreSQL fleet
+from tests.broker.test_acl import (  # noqa: F401 - collected here with a PostgreSQL fleet
     test_device_is_confined_to_its_own_tree,
 )
+from tests.fleet.conftest import create_pg_database, drop_pg_database, pg_base
 from tests.test_e2e_skeleton import (  # noqa: F401
     test_broker_outage_loses_nothing,
     test_three_agents_report_their_values,

@@ -16,9 +16,9 @@ from agent.update import guard
 from agent.update.slots import bootstrap
 from fleet_api.broker.accounts import FLEET_USER
 from testbed.harness import Broker, Fleet, Process, wait_until, write_agent_config
+from testbed.mqtt import Client
+from tests.agent_runtime.test_control import command, results
 from tests.prod.conftest import Bundles
-from tests.test_broker_acl import Client
-from tests.test_control import command, results
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from simpul_wire import encode
 from simpul_wire.models import Record, TelemetryBatch
 from simpul_wire.topics import topic
 from testbed.harness import Broker, Fleet, wait_until
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 
 pytestmark = pytest.mark.slow
 

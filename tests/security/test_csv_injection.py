@@ -12,7 +12,7 @@ import pytest
 from fleet_api.spreadsheet import FORMULA_START, safe_cell
 from simpul_wire import Record, TelemetryBatch, encode, utcnow
 from testbed.harness import Fleet, wait_until
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 from tests.test_ingest import EPOCH
 
 HOSTILE_NAMES = [

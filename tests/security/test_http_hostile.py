@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from fleet_api.broker.accounts import verify_hash
 from testbed.harness import Fleet, wait_until
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 
 pytestmark = pytest.mark.slow
 

@@ -30,8 +30,8 @@ from fleet_api.ingest.consumer import Ingest
 from fleet_api.ingest.store import Batch
 from simpul_wire import Record, TelemetryBatch, encode, utcnow
 from testbed.harness import Broker, Fleet, device, telemetry, wait_until
+from testbed.mqtt import Client
 from tests.fleet.conftest import db_url, fleet  # noqa: F401 -- both engines
-from tests.test_broker_acl import Client
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 from fleet_api.alerts.webhooks import verify
 from simpul_wire import Record, SourceStatus, StatePayload, TelemetryBatch, encode, utcnow
 from testbed.harness import Fleet, wait_until
+from testbed.mqtt import Client
 from tests.fleet.receiver import Receiver
-from tests.test_broker_acl import Client
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from testbed.harness import Fleet, wait_until
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 from tests.test_ingest import batch
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from typing import List
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AGENT_SIDE = ("agent", "firmware_bridge", "scapy", "psutil", "pymodbus")
 
 

@@ -11,7 +11,7 @@ import pytest
 from fleet_api.broker.accounts import FLEET_USER
 from simpul_wire import DesiredConfig, encode
 from testbed.harness import Broker, Fleet, agent_process, wait_until, write_agent_config
-from tests.test_broker_acl import Client
+from testbed.mqtt import Client
 
 pytestmark = pytest.mark.slow
 
