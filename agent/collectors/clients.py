@@ -43,6 +43,7 @@ from agent.clients.identity import shared_keyring
 from agent.clients.mac import redact_macs
 from agent.clients.parsers import (
     Station,
+    Stations,
     parse_dnsmasq_leases,
     parse_hostapd_sta,
     parse_ip_neigh,
@@ -81,7 +82,7 @@ def read_text(path: str) -> str:
         raise ClientsError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def hostapd_ctrl_stations(ctrl_path: str, timeout: float) -> List[Station]:
+def hostapd_ctrl_stations(ctrl_path: str, timeout: float) -> Stations:
     """Walk hostapd's control socket: STA-FIRST, then STA-NEXT <mac> until empty."""
     local = os.path.join(tempfile.gettempdir(), f"simpul-hostapd-{os.getpid()}-{id(ctrl_path)}")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -91,15 +92,16 @@ def hostapd_ctrl_stations(ctrl_path: str, timeout: float) -> List[Station]:
             os.unlink(local)
         sock.bind(local)
         sock.connect(ctrl_path)
-        stations: List[Station] = []
+        replies: List[Stations] = []
         request = b"STA-FIRST"
         for _ in range(4096):  # hostapd's own limit on stations is far below this
             sock.send(request)
             reply = sock.recv(65536).decode("utf-8", "replace")
-            found = parse_hostapd_sta(reply)
-            if not found:
-                return stations
-            stations.extend(found)
+            # Only an empty reply ends the list: a station still authenticating parses
+            # to no station, and the walk goes on past it.
+            if not reply.strip():
+                return Stations.joined(replies)
+            replies.append(parse_hostapd_sta(reply))
             request = b"STA-NEXT " + reply.split("\n", 1)[0].strip().encode()
         raise ClientsError(f"{ctrl_path}: hostapd keeps answering STA-NEXT; stopped at 4096")
     except socket.timeout as exc:
@@ -141,7 +143,10 @@ class StateCollector:
         for key, value in self.counter.metrics(now).items():
             if not key.startswith("nearby"):
                 acc.add(f"{self.name}_{key}", value)
-        acc.status(self.name, "ok")
+        # Entries the tool lists that are no connected client leave the source ok,
+        # with how many in its reason (docs/clients.md).
+        acc.status(self.name, "ok",
+                   stations.reason if isinstance(stations, Stations) else None)
 
 
 class HostapdCollector(StateCollector):

@@ -135,6 +135,26 @@ def test_hostapd_control_socket(tmp_path):
     assert sum(v for k, v in acc.metrics.items() if k.startswith("hostapd_dwell_")) == 6
 
 
+def test_hostapd_walk_goes_past_a_station_still_authenticating(tmp_path):
+    """hostapd's list starts with whatever joined first, associated or not: a station
+    mid-handshake at the head must not end the walk, and it is counted in the reason."""
+    from simulator.hotspot import Population
+
+    pop = Population(seed=4, clients=4, duration=300)
+    blocks = [hostapd_sta_block(c, i + 1, 300) for i, c in enumerate(pop.clients)]
+    blocks[0] = blocks[0].replace("[AUTH][ASSOC][AUTHORIZED]", "[AUTH]")
+    path = str(tmp_path / "wlan0")
+    fake = FakeHostapd(path, blocks)
+    try:
+        acc = collect(f'type = "clients_hostapd"\nctrl_path = "{path}"\ntimeout_s = 2\n')
+    finally:
+        fake.close()
+    assert acc.metrics["hostapd_connected_now"] == 3
+    status = acc.sources["hostapd"]
+    assert status.state == "ok"
+    assert status.reason == "hostapd stations not associated, not counted: 1"
+
+
 @pytest.mark.parametrize(
     "section, reason",
     [

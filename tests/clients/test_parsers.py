@@ -5,8 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.clients.errors import ParseError
-from agent.clients.mac import is_locally_administered, parse_mac
+from agent.clients.mac import is_locally_administered, parse_mac, redact_macs
 from agent.clients.parsers import (
+    Stations,
     parse_dnsmasq_leases,
     parse_hostapd_sta,
     parse_ip_neigh,
@@ -61,6 +62,54 @@ connected_time=14521
 supp_op_classes=8151525354737475767778797a7b7c7d7e7f808182
 """
 
+M4, M5, M6 = "3c:22:fb:90:11:07", "f2:6b:1e:4d:88:a0", "b8:27:eb:5a:00:42"
+
+# STA-FIRST / all_sta blocks of stations that are not associated: hostapd keeps a
+# sta_info from the Authentication frame on, prints flags=[AUTH] until the Association
+# Request, and flags= for one with no flag at all (ap_sta_flags_txt prints nothing).
+HOSTAPD_AUTH_ONLY = f"""{M4}
+flags=[AUTH]
+aid=0
+capability=0x0
+listen_interval=0
+supported_rates=
+timeout_next=NULLFUNC POLL
+rx_packets=2
+tx_packets=2
+rx_bytes=120
+tx_bytes=60
+inactive_msec=40
+signal=-81
+rx_rate_info=10
+tx_rate_info=10
+"""
+HOSTAPD_NO_FLAGS = f"""{M5}
+flags=
+aid=0
+capability=0x0
+listen_interval=0
+supported_rates=
+timeout_next=NULLFUNC POLL
+"""
+# Associated, with hostapd's "[PENDING_POLL" that has no closing bracket.
+HOSTAPD_PENDING_POLL = f"""{M6}
+flags=[AUTH][ASSOC][AUTHORIZED][PENDING_POLL[SHORT_PREAMBLE][WMM][HT]
+aid=3
+capability=0x1431
+listen_interval=10
+supported_rates=82 84 8b 96 0c 12 18 24 30 48 60 6c
+timeout_next=NULLFUNC POLL
+rx_packets=88
+tx_packets=41
+rx_bytes=9120
+tx_bytes=5333
+inactive_msec=59800
+signal=-70
+rx_rate_info=60
+tx_rate_info=650 mcs 7 shortGI
+connected_time=903
+"""
+
 IW_DUMP = f"""Station {M1} (on wlan0)
 \tinactive time:\t300 ms
 \trx bytes:\t2349802
@@ -103,6 +152,15 @@ duid 00:01:00:01:2c:5e:1f:33:02:42:ac:11:00:02
 1763903600 1234567 fd00::10 phone 00:01:00:01:2a:aa:bb:cc:dd:ee:ff:00:11
 """
 
+# lease.c puts "%.2x-" (the ARP hardware type) before an address that is not Ethernet or
+# is empty: IEEE 802 (6), InfiniBand (32 = 0x20, 20 bytes), and type 0 with no address.
+LEASES_OTHER_HW = """1763903600 06-00:1c:bf:12:34:57 10.42.0.20 tokenring-pc *
+1763903600 20-80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0a:bc:de 10.42.0.21 \
+ib-node ff:00:00:00:00:00:02:00:00:02:c9:00:00:02:c9:03:00:0a:bc:de
+0 00- 10.42.0.22 * 01:00:1c:bf:12:34:58
+1000 06-00:1c:bf:12:34:59 10.42.0.23 gone *
+"""
+
 IP_NEIGH = f"""10.42.0.10 dev br-hotspot lladdr {M1} REACHABLE
 10.42.0.11 dev br-hotspot lladdr {M2} STALE
 10.42.0.13 dev br-hotspot  FAILED
@@ -140,6 +198,40 @@ def test_hostapd_empty_and_errors():
         parse_hostapd_sta("flags=[AUTH]\n")  # a field before any station
 
 
+def test_hostapd_counts_only_associated_stations():
+    text = (
+        HOSTAPD_ALL_STA.replace(f"{M2}\n", HOSTAPD_AUTH_ONLY + f"{M2}\n", 1)
+        + HOSTAPD_NO_FLAGS
+        + HOSTAPD_PENDING_POLL
+    )
+    stations = parse_hostapd_sta(text)
+    assert macs(stations) == [m(M1), m(M2), m(M6)]
+    assert [s.connected_s for s in stations] == [60.0, 14521.0, 903.0]
+    assert stations.skipped == 2
+    assert stations.reason == "hostapd stations not associated, not counted: 2"
+    assert parse_hostapd_sta(HOSTAPD_ALL_STA).reason is None
+
+
+def test_hostapd_sta_first_reply_of_a_station_not_associated():
+    # The control socket answers one block per STA-FIRST / STA-NEXT.
+    for block in (HOSTAPD_AUTH_ONLY, HOSTAPD_NO_FLAGS):
+        stations = parse_hostapd_sta(block)
+        assert stations == [] and stations.skipped == 1
+        assert redact_macs(stations.reason or "") == stations.reason
+
+
+def test_hostapd_block_without_flags_is_not_hostapd():
+    with pytest.raises(ParseError, match="line 2: station without a flags= line"):
+        parse_hostapd_sta(f"Selected interface 'wlan0'\n{M1}\naid=1\nconnected_time=5\n")
+
+
+def test_stations_joined_adds_up_what_was_skipped():
+    parts = [parse_hostapd_sta(b) for b in (HOSTAPD_AUTH_ONLY, HOSTAPD_PENDING_POLL)]
+    joined = Stations.joined(parts)
+    assert macs(joined) == [m(M6)] and joined.skipped == 1
+    assert joined.reason == "hostapd stations not associated, not counted: 1"
+
+
 def test_iw_station_dump():
     stations = parse_iw_station_dump(IW_DUMP)
     assert macs(stations) == [m(M1), m(M2)]
@@ -150,6 +242,25 @@ def test_iw_station_dump():
 def test_dnsmasq_leases_skips_expired_and_ipv6():
     assert macs(parse_dnsmasq_leases(LEASES)) == [m(M1), m(M2), m(M3)]
     assert macs(parse_dnsmasq_leases(LEASES, now=1763900000)) == [m(M1), m(M2)]
+
+
+def test_dnsmasq_skips_non_ethernet_and_empty_hardware_lines():
+    text = LEASES.replace("duid ", LEASES_OTHER_HW + "1763903600 * 10.42.0.24 * *\nduid ", 1)
+    stations = parse_dnsmasq_leases(text)
+    assert macs(stations) == [m(M1), m(M2), m(M3)]
+    assert stations.skipped == 5
+    assert stations.reason == (
+        "dnsmasq lease lines with a non-Ethernet or empty hardware address, not counted: 5"
+    )
+    current = parse_dnsmasq_leases(text, now=1763900000)
+    assert macs(current) == [m(M1), m(M2)]
+    assert current.skipped == 4  # the expired one is not current anyway
+    assert parse_dnsmasq_leases(LEASES).reason is None
+
+
+def test_dnsmasq_bad_address_after_a_type_prefix_is_garbage():
+    with pytest.raises(ParseError, match=r"line 2: .* is not a hardware address"):
+        parse_dnsmasq_leases(f"0 {M1} 10.0.0.1 a *\n0 06-zz:00 10.0.0.2 b *\n")
 
 
 def test_ip_neigh_live_states_only():
