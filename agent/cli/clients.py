@@ -5,6 +5,11 @@
 
 Prints aggregates only: never a MAC, never an identity. Over a file the totals cover
 the whole file and the windows end at its last frame; live, they cover the S seconds.
+
+A file cut short inside a frame (power lost while writing) is counted up to the cut and
+still exits 0, with `"truncated": true` and `cuts` in the JSON and a note on stderr; the
+frames of a pcapng interface whose link type is not decoded are skipped, likewise noted.
+A file that is not a capture, or is corrupt, exits 1.
 """
 
 import argparse
@@ -47,14 +52,46 @@ def count_files(paths: List[str]) -> Dict[str, Any]:
     from agent.clients.files import count_file
 
     counter = ClientCounter(keep_totals=True)
-    frames = matched = 0
+    frames = matched = skipped_frames = 0
     last = 0.0
+    skipped: List[Dict[str, Any]] = []
+    cuts: List[Dict[str, Any]] = []
     for path in paths:
-        stats = count_file(path, counter)
+        stats = count_file(path, counter, truncated_ok=True)
         frames += int(stats["frames"])
         matched += int(stats["frames_matched"])
+        skipped_frames += int(stats["frames_skipped"])
         last = max(last, stats["last_ts"])
-    return _report(counter, last, {"source": "pcap", "frames": frames, "frames_matched": matched})
+        skipped.extend({"file": path, **s} for s in stats["skipped_interfaces"])
+        if stats["truncated"]:
+            cuts.append({"file": path, **stats["cut"]})
+    extra = {
+        "source": "pcap",
+        "frames": frames,
+        "frames_matched": matched,
+        "frames_skipped": skipped_frames,
+        "skipped_interfaces": skipped,
+        "truncated": bool(cuts),
+        "cuts": cuts,
+    }
+    return _report(counter, last, extra)
+
+
+def file_notes(report: Dict[str, Any]) -> List[str]:
+    """One line per skipped interface and per cut file, for stderr."""
+    notes = []
+    for s in report.get("skipped_interfaces", []):
+        name = f" {s['name']!r}" if s["name"] else ""
+        notes.append(
+            f"{s['file']}: skipped {s['frames']} frames of interface {s['interface']}{name}"
+            f" (link type {s['linktype']}, not decoded)"
+        )
+    for c in report.get("cuts", []):
+        notes.append(
+            f"{c['file']}: truncated: {c['reason']}; counted the {c['after_frame']}"
+            f" whole frames before byte {c['byte']}"
+        )
+    return notes
 
 
 def count_live(interface: str, seconds: float) -> Dict[str, Any]:
@@ -82,6 +119,8 @@ def run_count(args: argparse.Namespace) -> int:
         if args.seconds is not None:
             raise AgentError("--seconds goes with --interface, not --pcap")
         report = count_files(args.pcap)
+        for note in file_notes(report):
+            print(f"simpul-agent: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
@@ -96,4 +135,8 @@ def run_count(args: argparse.Namespace) -> int:
                 f"randomized {c['nearby_randomized']}"
             )
         print(f"frames             {report['frames']} ({report['frames_matched']} ARP/DHCP/probe)")
+        if report.get("frames_skipped"):
+            print(f"frames skipped     {report['frames_skipped']} (link types not decoded)")
+        if report.get("truncated"):
+            print("truncated          yes: counted up to the cut (see the warning above)")
     return 0

@@ -5,6 +5,7 @@ AgentError
     └── ClientsError          a client source cannot be read
         ├── ParseError        state-tool text that is not in the expected format
         └── CaptureError      a capture file or live interface that cannot be read
+            └── CaptureTruncated  a capture file that ends inside a record (power lost?)
 """
 
 from agent.errors import CollectorError
@@ -20,3 +21,16 @@ class ParseError(ClientsError):
 
 class CaptureError(ClientsError):
     """A capture file that is corrupt or cut short, or an interface that cannot be read."""
+
+
+class CaptureTruncated(CaptureError):
+    """A capture file that ends inside a record: everything before `byte` is whole.
+
+    `byte` is where the incomplete record starts, `frames` how many frames came before it.
+    Readers that can use a partial file (the CLI) count up to the cut; others refuse it.
+    """
+
+    def __init__(self, message: str, byte: int, frames: int) -> None:
+        super().__init__(message)
+        self.byte = byte
+        self.frames = frames
