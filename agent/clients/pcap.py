@@ -101,6 +101,21 @@ def frames(buf: Buffer, skipped: Optional[List[SkippedInterface]] = None) -> Ite
     raise CaptureError(f"not a pcap or pcapng file (starts with {magic.hex()})")
 
 
+def _zero_tail(buf: Buffer, off: int, number: int) -> CaptureTruncated:
+    """A file whose size grew before its data reached the disk (a box that lost power)
+    ends in zeros: it is cut where the zeros start."""
+    return CaptureTruncated(
+        f"the file ends in {len(buf) - off} zero bytes from byte {off}, after frame"
+        f" {number} (written up to there, then power lost?)",
+        off,
+        number,
+    )
+
+
+def _all_zero(buf: Buffer, off: int) -> bool:
+    return not bytes(buf[off:]).strip(b"\0")
+
+
 def _pcap_frames(buf: Buffer, order: str, unit: float) -> Iterator[Frame]:
     if len(buf) < 24:
         raise CaptureError("pcap file cut short inside its 24-byte header")
@@ -118,6 +133,8 @@ def _pcap_frames(buf: Buffer, order: str, unit: float) -> Iterator[Frame]:
                 f"frame {number}: cut short in its record header at byte {off}", off, number - 1
             )
         sec, frac, caplen, _origlen = record.unpack_from(buf, off)
+        if caplen == 0 and sec == 0 and _all_zero(buf, off):
+            raise _zero_tail(buf, off, number - 1)
         if caplen > MAX_FRAME:
             raise CaptureError(f"frame {number}: corrupt record at byte {off} ({caplen} bytes)")
         if off + 16 + caplen > size:
@@ -180,6 +197,8 @@ def _pcapng_frames(buf: Buffer, skipped: List[SkippedInterface]) -> Iterator[Fra
             epb = struct.Struct(order + "IIIII")
             interfaces = []
         btype, blen = head.unpack_from(buf, off)
+        if blen == 0 and btype == 0 and off > 0 and _all_zero(buf, off):
+            raise _zero_tail(buf, off, number)
         if blen < 12 or blen & 3 or blen > MAX_FRAME + 64:
             raise CaptureError(f"pcapng block at byte {off} has a corrupt length {blen}")
         if off + blen > size:

@@ -555,3 +555,22 @@ def test_not_a_capture_is_still_an_error_when_cuts_are_accepted(hotspot, tmp_pat
     corrupt[24 + 8 : 24 + 12] = struct.pack("<I", 0x7FFFFFFF)  # first caplen: nonsense
     with pytest.raises(CaptureError, match="corrupt record"):
         count_buffer(bytes(corrupt), ClientCounter(keep_totals=True), truncated_ok=True)
+
+
+@pytest.mark.parametrize("name", ["lan.pcap", "lan.pcapng", "air.pcap", "air.pcapng"])
+def test_a_tail_of_zeros_is_a_cut_where_the_zeros_start(hotspot, name):
+    """Power lost after the file grew but before its data reached the disk: the tail
+    reads back as zeros. Counted up to there, like any cut, not refused as corrupt."""
+    out, _truth = hotspot
+    data = (out / name).read_bytes()
+    record, number, _cut = _cut_inside_a_frame(data, 0.6)
+    zeroed = data[:record] + bytes(4096)
+    counter = ClientCounter(keep_totals=True)
+    stats = count_buffer(zeroed, counter, truncated_ok=True)
+    assert stats["truncated"] is True and stats["frames"] == number - 1
+    assert stats["cut"]["byte"] == record and "zero bytes" in stats["cut"]["reason"]
+    whole = ClientCounter(keep_totals=True)
+    count_buffer(data[:record], whole)
+    assert counter.totals() == whole.totals()
+    with pytest.raises(CaptureTruncated):
+        count_buffer(zeroed, ClientCounter(keep_totals=True))
