@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from agent.collectors.base import Accumulator
 from agent.errors import CollectorError
@@ -71,6 +71,51 @@ def _read(client: Any, block: ReadBlock) -> Any:
     return fn(block.start, count=block.count, **{unit_kw: block.address})
 
 
+# Modbus exception codes (the slave answered, but refused the request).
+EXCEPTION_NAMES = {
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+    4: "slave device failure", 5: "acknowledge", 6: "slave device busy",
+    8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target did not respond",
+}
+
+
+def _why(reply: Any) -> Optional[str]:
+    """Why one read failed, in a few words; None when it answered."""
+    if isinstance(reply, BaseException):  # older pymodbus returns its exceptions
+        name = type(reply).__name__
+        if name == "ModbusIOException":
+            return "timeout"
+        if name == "ConnectionException":
+            return "port lost"
+        text = str(reply).replace("Modbus Error: ", "").strip()
+        return f"{name}: {text}" if text else name
+    if reply is None:
+        return "timeout"
+    if not reply.isError():
+        return None
+    code = getattr(reply, "exception_code", None)
+    if isinstance(code, int) and code > 0:
+        meaning = EXCEPTION_NAMES.get(code)
+        return f"exception {code}, {meaning}" if meaning else f"exception {code}"
+    return "timeout"
+
+
+def describe_failures(failed: Dict[str, str], streaks: Dict[str, int], total: int) -> str:
+    """'2 of 5 registers failed: level, rain (timeout) x3, temp (exception 2, ...) x1'.
+
+    `failed` maps each register that failed in the last poll to why, in map order;
+    xN is how many polls in a row it has failed. Registers with the same reason and
+    count are named together.
+    """
+    groups: Dict[Tuple[str, int], List[str]] = {}
+    for name, why in failed.items():
+        groups.setdefault((why, streaks.get(name, 1)), []).append(name)
+    parts = [f"{', '.join(names)} ({why}) x{count}" for (why, count), names in groups.items()]
+    noun = "register" if total == 1 else "registers"
+    return f"{len(failed)} of {total} {noun} failed: " + ", ".join(parts)
+
+
 class ModbusPoller:
     """The poll thread's state; shared with gather() under `lock`."""
 
@@ -86,7 +131,8 @@ class ModbusPoller:
         self.opened_at: Optional[float] = None
         self.frames_ok = 0
         self.request_errors = 0
-        self.last_problem: Optional[str] = None
+        self.last_problem: Optional[str] = None  # what failed in the last poll, or None
+        self.streaks: Dict[str, int] = {}  # register -> polls in a row it has failed
         self.resyncs = 0
         self.bytes_dropped = 0
         self._stop = threading.Event()
@@ -131,30 +177,49 @@ class ModbusPoller:
 
         Like a frame with a bad checksum, a cycle where only some registers answered
         is dropped whole: the last complete reading stands until it goes stale.
+        `last_problem` names every register that failed, why, and for how many polls
+        in a row (see describe_failures); it carries no advice (see `advice`).
         """
         values: Dict[str, float] = {}
-        problem = None
+        failed: Dict[str, str] = {}
         answered = 0
         for block in self.blocks:
             try:
                 reply = _read(client, block)
             except Exception as exc:  # pymodbus raises several types for a dead line
-                reply, problem = None, f"{block.registers[0].name}: {exc}"
-            if reply is None or reply.isError():
+                reply = exc
+            why = _why(reply)
+            if why is not None:
                 with self.lock:
                     self.request_errors += 1
-                problem = problem or (f"slave {block.address} did not answer "
-                                      f"{block.function} register {block.start}")
+                for reg in block.registers:
+                    failed[reg.name] = why
                 continue
             values.update(block.values(reply.registers[: block.count]))
             answered += 1
+        total = sum(len(block.registers) for block in self.blocks)
         now = time.monotonic()
         with self.lock:
+            for reg in (r for block in self.blocks for r in block.registers):
+                if reg.name in failed:
+                    self.streaks[reg.name] = self.streaks.get(reg.name, 0) + 1
+                else:
+                    self.streaks.pop(reg.name, None)
+            problem = describe_failures(failed, self.streaks, total) if failed else None
             self.frames_ok += answered
             self.last_problem = problem
             if problem is None:
                 self.values, self.last_reading_at = values, now
         return problem if not values else None
+
+    def advice(self, problem: str) -> str:
+        """`problem` with what to check on site, for the source's status reason."""
+        text = (f"{problem}; check A/B wiring, baud {self.config.baud}, "
+                f"parity {self.config.parity} and the slave address")
+        if "(exception " in problem:
+            text += ("; an exception is the slave's own answer: check those registers' "
+                     "numbers and functions in the map")
+        return text
 
     def _run(self) -> None:
         backoff = BACKOFF_START_S
@@ -176,8 +241,7 @@ class ModbusPoller:
                 if problem is not None:
                     with self.lock:
                         self.connected = False
-                        self.reason = (f"{problem}; check A/B wiring, baud {self.config.baud}, "
-                                       f"parity {self.config.parity} and the slave address")
+                        self.reason = self.advice(problem)
                     break  # reopen: the adapter may have been unplugged
                 spent = time.monotonic() - started
                 self._stop.wait(max(0.0, self.config.poll_interval_s - spent))
@@ -225,7 +289,8 @@ class ModbusCollector:
         if not connected:
             acc.status(self.name, "unavailable", reason or "port closed")
         elif values is None or last_at is None or now - last_at > self.config.stale_after_s:
-            acc.status(self.name, "unavailable", problem or "port open, waiting for a reading")
+            acc.status(self.name, "unavailable",
+                       p.advice(problem) if problem else "port open, waiting for a reading")
         else:
             acc.status(self.name, "ok")
             return values

@@ -27,9 +27,15 @@ class BoardProfile:
     # What to suggest when sync fails at this profile's speed.
     alternatives: Tuple[str, ...] = ()
 
+    @property
+    def flash_size(self) -> int:
+        """The chip's whole flash in bytes, bootloader section included (AVR only)."""
+        return FLASH_BYTES.get(self.mcu, 0)
+
 
 ATMEGA328P = b"\x1e\x95\x0f"
 ATMEGA168 = b"\x1e\x94\x06"
+FLASH_BYTES = {"atmega328p": 32768, "atmega168": 16384}
 
 _PROFILES = (
     BoardProfile("uno", "Arduino Uno (Optiboot)", STK500V1, 115200, "optiboot",

@@ -35,6 +35,8 @@ class FlashResult:
     reset_pulsed: bool
     bootloader_version: str
     retries: int
+    bootloader: str = ""            # named from its answered version (identify_bootloader)
+    signature: bytes = b""          # the chip signature the board answered
 
 
 def _signature_name(sig: bytes) -> str:
@@ -42,6 +44,31 @@ def _signature_name(sig: bytes) -> str:
         if profile.signature == sig:
             return profile.mcu
     return "an unknown chip"
+
+
+def identify_bootloader(major: int, minor: int) -> str:
+    """The bootloader a GET_PARAMETER software version belongs to, or "" if unknown.
+
+    Optiboot answers its own version (4.4 in arduino-core-avr, up to 8.x; custom builds
+    add 64 or more to the major); ATmegaBOOT answers 1.16 (SW_MAJOR 1, SW_MINOR 0x10).
+    """
+    if 4 <= major & 0x3F <= 10:
+        return "optiboot"
+    if major == 1 and minor in (0x10, 0x12):
+        return "atmegaboot"
+    return ""
+
+
+def sync_banner(profile: BoardProfile, major: int, minor: int, signature: bytes) -> str:
+    """What the board said once in sync: its software version and signature, in words."""
+    name = identify_bootloader(major, minor)
+    said = (f"the board answered software version {major}.{minor}, "
+            f"signature {signature.hex(' ')}")
+    banner = (f"in sync with {name or 'a bootloader'} {major}.{minor}, "
+              f"{_signature_name(signature)} ({said})")
+    if name and profile.bootloader and name != profile.bootloader:
+        banner += f"; note: --board {profile.name} is for {profile.bootloader}"
+    return banner
 
 
 def no_sync_advice(profile: BoardProfile, baud: int, pulsed: bool) -> str:
@@ -87,7 +114,7 @@ def flash_avr(
 ) -> FlashResult:
     if profile.protocol != STK500V1:
         raise ValueError(f"{profile.name} is not an STK500v1 board")
-    check_fits(image, profile.max_size, profile.name)
+    check_fits(image, profile.max_size, profile.name, profile.flash_size)
     baud = baud or profile.baud
     pages = image.pages(profile.page_size)
     total = len(pages) * profile.page_size
@@ -100,7 +127,9 @@ def flash_avr(
         client = Stk500Client(port)
         if not client.sync(SYNC_ATTEMPTS):
             raise NoSyncError(no_sync_advice(profile, baud, pulsed))
-        version = _bootloader_version(client)
+        major = client.parameter(stk500.PARM_SW_MAJOR)
+        minor = client.parameter(stk500.PARM_SW_MINOR)
+        version = f"{major}.{minor}"
         signature = client.read_signature()
         if signature != profile.signature:
             raise WrongBoardError(
@@ -108,7 +137,7 @@ def flash_avr(
                 f"({_signature_name(signature)}), but {profile.name} is {profile.mcu} "
                 f"({profile.signature.hex(' ')}): pick the matching --board"
             )
-        log(f"in sync with {profile.bootloader} {version}, {profile.mcu}; "
+        log(f"{sync_banner(profile, major, minor, signature)}; "
             f"{len(pages)} pages of {profile.page_size} bytes")
         client.enter_progmode()
         with _progress(total, "writing", progress) as bar:
@@ -133,13 +162,8 @@ def flash_avr(
     finally:
         port.close()
     return FlashResult(profile.name, url, baud, len(pages), total,
-                       time.monotonic() - started, pulsed, version, client.counters.retries)
-
-
-def _bootloader_version(client: Stk500Client) -> str:
-    major = client.parameter(stk500.PARM_SW_MAJOR)
-    minor = client.parameter(stk500.PARM_SW_MINOR)
-    return f"{major}.{minor}"
+                       time.monotonic() - started, pulsed, version, client.counters.retries,
+                       identify_bootloader(major, minor), signature)
 
 
 def _leave(client: Stk500Client, log: Callable[[str], None]) -> None:

@@ -114,3 +114,56 @@ def test_a_missing_port_and_a_bad_image(tmp_path, firmware_hex) -> None:
     done = run_cli("flash", "--port", str(tmp_path / "ttyUSB9"), "--hex", str(bad))
     assert done.returncode == 3 and "not a valid Intel HEX" in done.stderr
     assert (REPO / "simpul_field" / "cli.py").exists()
+
+
+def _one_line_refusal(done: "subprocess.CompletedProcess[str]", code: int) -> str:
+    assert done.returncode == code, done.stderr
+    assert "flashed and verified" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simpul-field: ")
+    return lines[0]
+
+
+def test_an_arduino_export_with_the_bootloader_is_refused_as_such(sim_bootloader, firmware_hex,
+                                                                  tmp_path) -> None:
+    """Arduino IDE's Export compiled Binary: the sketch, then Optiboot at 0x7E00."""
+    from tests.flasher.helpers import OPTIBOOT
+
+    sketch = [line for line in firmware_hex.read_text().splitlines() if line[7:9] != "01"]
+    optiboot = OPTIBOOT.read_text().splitlines()[:32]   # 0x7E00-0x7FFF, before the overlap
+    export = tmp_path / "sketch.ino.with_bootloader.hex"
+    export.write_text("\n".join(sketch + optiboot + [":00000001FF"]) + "\n")
+    boot = sim_bootloader()
+    done = run_cli("flash", "--port", boot.pty, "--hex", str(export), "--quiet")
+    line = _one_line_refusal(done, 3)
+    assert f"{export} contains a bootloader (records at 0x7E00-0x7FFF" in line
+    assert f"use {tmp_path / 'sketch.ino.hex'}" in line
+    assert "too big" not in line
+    assert "pages written 0, sessions 0" in boot.stop()   # refused before touching the board
+
+
+def test_a_bootloader_hex_with_overlapping_records_says_where(sim_bootloader) -> None:
+    from tests.flasher.helpers import OPTIBOOT
+
+    boot = sim_bootloader()
+    done = run_cli("flash", "--port", boot.pty, "--hex", str(OPTIBOOT), "--quiet")
+    line = _one_line_refusal(done, 3)
+    assert ("has overlapping records: line 32 (0x7FF0-0x7FFF) and line 35 (0x7FFE-0x7FFF) "
+            "both write 0x7FFE-0x7FFF, with different bytes (90 83, then 04 04)") in line
+    assert "bootloader's own HEX" in line
+
+
+def test_the_sync_banner_says_what_the_board_answered(sim_bootloader, firmware_hex) -> None:
+    """nano-old's profile says ATmegaBOOT; the simulated board answers as Optiboot does."""
+    from simulator.stk500 import OPTIBOOT_MAJOR, OPTIBOOT_MINOR
+
+    version = f"{OPTIBOOT_MAJOR}.{OPTIBOOT_MINOR}"
+    boot = sim_bootloader()
+    done = run_cli("flash", "--port", boot.pty, "--hex", str(firmware_hex), "--board",
+                   "nano-old", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (f"in sync with optiboot {version}, atmega328p (the board answered software "
+            f"version {version}, signature 1e 95 0f); note: --board nano-old is for "
+            "atmegaboot;") in done.stderr
+    assert "atmegaboot " + version not in done.stderr
