@@ -11,6 +11,7 @@ exits 1; it never shows a traceback.
 import argparse
 import json
 import queue
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List
@@ -19,6 +20,9 @@ from agent.errors import AgentError
 
 DRIVERS = ["pms5003", "sds011", "modbus", "bridge"]
 MODES = {"pms5003": ["active", "passive"], "sds011": ["active", "query"]}
+# simpul_wire.config.sensors.PmsModel, spelled out so `--help` loads no pydantic
+# (tests/sensors/test_sensor_cli.py holds the two equal).
+PMS_MODELS = ["pms5003", "pms7003", "pms5003t", "pms5003st", "pms3003"]
 
 
 class SensorReadError(AgentError):
@@ -36,6 +40,9 @@ def register(subparsers: Any) -> None:
     read.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
     read.add_argument("--json", action="store_true", help="one JSON object per reading")
     read.add_argument("--mode", help="pms5003: active|passive; sds011: active|query")
+    read.add_argument("--model", choices=PMS_MODELS,
+                      help="pms5003: which Plantower model (default pms5003; the T, ST "
+                           "and 3003 carry other words in their frames)")
     read.add_argument("--interval", type=float, default=1.0,
                       help="seconds between requests in passive/query/modbus mode")
     read.add_argument("--map", dest="map_file", help="modbus: TOML register map")
@@ -61,6 +68,8 @@ def _check(args: argparse.Namespace) -> None:
     if args.mode is not None and args.mode not in MODES.get(args.driver, []):
         allowed = ", ".join(MODES.get(args.driver, [])) or "no --mode"
         raise SensorReadError(f"--mode {args.mode}: {args.driver} takes {allowed}")
+    if args.model is not None and args.driver != "pms5003":
+        raise SensorReadError(f"--model {args.model}: only the pms5003 driver has models")
     if args.driver == "modbus" and not args.map_file:
         raise SensorReadError("modbus needs --map FILE, a TOML register map "
                               "(docs/firmware-bridge.md shows one)")
@@ -88,7 +97,13 @@ def _read_serial(args: argparse.Namespace) -> int:
                               "poll_interval_s": max(args.interval, 0.1)}
     if args.mode:
         fields["mode"] = args.mode
-    config = model(**fields)
+    if args.model:
+        fields["model"] = args.model
+    try:
+        config = model(**fields)
+    except ValueError as exc:  # pydantic's ValidationError: e.g. a passive PMS3003
+        first = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+        raise SensorReadError(f"--driver {args.driver}: {first}") from exc
     driver = ss.make_driver(config)
     _probe(args.port, driver.baud)
     readings: queue.Queue[Dict[str, float]] = queue.Queue()
@@ -107,6 +122,9 @@ def _read_serial(args: argparse.Namespace) -> int:
             units = dict(DRIVER_UNITS.get(args.driver, {}))
             units.update(driver.units())
             _emit(args, values, units)
+            doubt = driver.implausible(values)
+            if doubt:  # the collector would mark the source stale with this reason
+                print(f"simpul-agent: warning: {doubt}", file=sys.stderr, flush=True)
             got += 1
     finally:
         reader.close()

@@ -1,12 +1,17 @@
-"""Streaming serial sensors: Plantower PMS5003/7003, Nova SDS011 and Simpul boards.
+"""Streaming serial sensors: Plantower PMS5003/7003/5003T/5003ST/3003, Nova SDS011 and
+Simpul boards.
 
 Each collector runs one reader thread on its port (agent/sensors/port.py); `gather`
 hands over the latest reading in physical units and a status, and `gather_health` the
 port's counters (frames ok, checksum errors, resyncs, bytes dropped, age of the last
 reading) and the same status, for the health stream. The status is
 `unavailable` while the port is gone or silent (never zero, never the old value),
-`stale` when values stopped changing for `stuck_after_s`. Metrics are named
-`<name>_<value>`; units are in agent/sensors/catalogue.py.
+`stale` when values stopped changing for `stuck_after_s` or are impossible for the
+device (a PMS whose particle counts rise with size: a PMS5003T configured as a
+PMS5003), with the reason. A PMS's `model` (default pms5003; pms7003, pms5003t,
+pms5003st, pms3003) says which words its frames carry; frames of another model's
+length are refused, and the "no readings" reason names the model they match. Metrics
+are named `<name>_<value>`; units are in agent/sensors/catalogue.py.
 
 Sample config:
 
@@ -15,6 +20,12 @@ Sample config:
     name = "air"
     port = "/dev/serial/by-id/usb-Silicon_Labs_CP2102-if00-port0"
     mode = "passive"
+
+    [[collectors]]
+    type = "pms5003"
+    model = "pms5003t"
+    name = "air_th"
+    port = "/dev/ttyUSB1"
 
     [[collectors]]
     type = "sds011"
@@ -45,7 +56,7 @@ def make_driver(config: Any) -> "SerialDriver":
     from agent.sensors import drivers
 
     if config.type == "pms5003":
-        return drivers.Pms5003Driver(config.mode, config.poll_interval_s)
+        return drivers.Pms5003Driver(config.mode, config.poll_interval_s, config.model)
     if config.type == "sds011":
         return drivers.Sds011Driver(config.mode, config.poll_interval_s)
     if config.type == "bridge":
@@ -56,6 +67,9 @@ def make_driver(config: Any) -> "SerialDriver":
 def no_data_reason(port: str, seconds: float, driver: "SerialDriver",
                    counters: "Counters") -> str:
     """What a technician should check when a port gives no readings."""
+    problem = driver.problem()
+    if problem is not None:
+        return f"no readings from {port} in {seconds:.0f} s: {problem}"
     if counters.bytes_in == 0:
         what = "no bytes at all"
     else:
@@ -93,7 +107,8 @@ class SerialSensorCollector:
         """Metric catalogue of this collector: full metric name -> unit."""
         from agent.sensors.catalogue import metric_units
 
-        return metric_units(self.name, self.config.type, self.driver.units())
+        model = self.config.model if self.config.type == "pms5003" else None
+        return metric_units(self.name, self.config.type, self.driver.units(), model)
 
     def _counters(self, acc: Accumulator, age: Optional[float]) -> None:
         c = self.driver.counters
@@ -128,6 +143,9 @@ class SerialSensorCollector:
                 self.config.port, silent, self.driver, self.driver.counters), None, age
         if values != self._last_values:
             self._last_values, self._changed_at = values, now
+        impossible = self.driver.implausible(values)
+        if impossible is not None:
+            return "stale", impossible, values, age
         stuck = self.config.stuck_after_s
         if stuck is not None and now - self._changed_at > stuck:
             return "stale", f"values unchanged for {now - self._changed_at:.0f} s", values, age

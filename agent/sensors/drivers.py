@@ -2,7 +2,8 @@
 
 Each driver wraps a pure framer from firmware_bridge in a StreamDecoder (which counts
 ok frames, checksum errors, resyncs and dropped bytes) and knows its device's modes:
-PMS5003 active/passive, SDS011 active/query, and the Simpul board's hello handshake.
+PMS active/passive (PMS5003, PMS7003, PMS5003T, PMS5003ST; the PMS3003 takes no
+commands), SDS011 active/query, and the Simpul board's hello handshake.
 """
 
 import logging
@@ -12,7 +13,7 @@ from agent.sensors.port import Driver
 from firmware_bridge import board_protocol as bp
 from firmware_bridge import pms, sds011
 from firmware_bridge.errors import FrameError
-from firmware_bridge.framing import Counters, StreamDecoder
+from firmware_bridge.framing import LENGTH, Counters, Decoded, StreamDecoder
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,14 @@ class SerialDriver(Driver, Protocol):
     def board_counters(self) -> Dict[str, float]:
         """Counters the device reports about itself, beyond the decoder's."""
 
+    def problem(self) -> Optional[str]:
+        """Why the device's frames were refused lately (e.g. another model's frames),
+        for the "no readings" message; None when nothing was refused."""
+
+    def implausible(self, values: Dict[str, float]) -> Optional[str]:
+        """Why a reading is one the device cannot give (the source turns stale), or
+        None."""
+
 
 class _Base:
     name = "serial"
@@ -61,6 +70,12 @@ class _Base:
         """Counters the device reports about itself, beyond the decoder's."""
         return {}
 
+    def problem(self) -> Optional[str]:
+        return None
+
+    def implausible(self, values: Dict[str, float]) -> Optional[str]:
+        return None
+
     @property
     def counters(self) -> Counters:
         return self.decoder.counters
@@ -74,22 +89,47 @@ class _Base:
 
 
 class Pms5003Driver(_Base):
-    """PMS5003 / PMS7003. Passive mode asks for each frame with the read command."""
+    """Plantower PMS5003 / PMS7003 / PMS5003T / PMS5003ST / PMS3003 (`model`). Passive
+    mode asks for each frame with the read command; the PMS3003 takes no commands."""
 
     name = "pms5003"
     baud = pms.BAUD
     hint = "9600 baud; sensor TX to adapter RX; 5 V supply with the fan spinning"
 
-    def __init__(self, mode: str = "active", poll_interval_s: float = 1.0) -> None:
+    def __init__(self, mode: str = "active", poll_interval_s: float = 1.0,
+                 model: str = pms.DEFAULT_MODEL) -> None:
         super().__init__(poll_interval_s, mode)
-        self.passive = mode == "passive"
-        self.decoder = StreamDecoder(pms.decode)
+        self.model = pms.model(model)
+        self.passive = mode == "passive" and self.model.commands
+        self.decoder = StreamDecoder(self._decode)
+        self.refused = 0
+        self._refused_why: Optional[str] = None
+
+    def _decode(self, data: bytes) -> "Decoded[object]":
+        """The framer's decode, refusing data frames of another model's length: they
+        are dropped (counted as resyncs), and `problem()` says which model sent them."""
+        result = pms.decode(data)
+        frame = result.frame
+        if isinstance(frame, pms.PmsReading) and frame.frame_len != self.model.frame_len:
+            self.refused += 1
+            self._refused_why = pms.wrong_model(frame.frame_len, self.model.name)
+            return Decoded(result.used, None, LENGTH)
+        return result
+
+    def reset(self) -> None:
+        super().reset()
+        self.refused = 0
+        self._refused_why = None
 
     def on_open(self, port: Any, now: float) -> None:
+        if not self.model.commands:
+            return
         port.write(pms.sleep_command(awake=True) + pms.mode_command(active=not self.passive))
         self._next_mode = now + MODE_REFRESH_S
 
     def poll(self, port: Any, now: float) -> None:
+        if not self.model.commands:
+            return
         if now >= self._next_mode:
             port.write(pms.mode_command(active=not self.passive))
             self._next_mode = now + MODE_REFRESH_S
@@ -98,7 +138,19 @@ class Pms5003Driver(_Base):
             self._next_poll = now + self.poll_interval_s
 
     def feed(self, data: bytes, port: Any, now: float) -> List[Dict[str, float]]:
-        return [f.values() for f in self.decoder.feed(data) if isinstance(f, pms.PmsReading)]
+        out = [f.values(self.model.name) for f in self.decoder.feed(data)
+               if isinstance(f, pms.PmsReading)]
+        if out:
+            self._refused_why = None
+        return out
+
+    def problem(self) -> Optional[str]:
+        if self._refused_why is None:
+            return None
+        return f"{self.refused} frames refused: {self._refused_why}"
+
+    def implausible(self, values: Dict[str, float]) -> Optional[str]:
+        return pms.implausible(values, self.model.name)
 
 
 class Sds011Driver(_Base):

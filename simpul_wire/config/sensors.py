@@ -1,4 +1,4 @@
-"""Config of the sensor collectors: serial sensors (PMS5003, SDS011, Simpul boards) and
+"""Config of the sensor collectors: serial sensors (Plantower PMS, SDS011, Simpul boards) and
 register-mapped Modbus RTU sensors. Their drivers are agent.collectors.serial_sensors
 and agent.collectors.modbus; sample configs are in those modules' docstrings."""
 
@@ -21,9 +21,22 @@ class SerialConfig(Strict):
     stuck_after_s: Optional[float] = Field(default=None, ge=1, le=7 * 86400)
 
 
+PmsModel = Literal["pms5003", "pms7003", "pms5003t", "pms5003st", "pms3003"]
+
+
 class Pms5003Config(SerialConfig):
+    """A Plantower PMS sensor. `model` says which words its frames carry: a PMS5003T's
+    frame is as long as a PMS5003's, so only the config tells them apart."""
+
     type: Literal["pms5003"]
     mode: Literal["active", "passive"] = "active"
+    model: PmsModel = "pms5003"
+
+    @model_validator(mode="after")
+    def _passive_needs_commands(self) -> "Pms5003Config":
+        if self.model == "pms3003" and self.mode == "passive":
+            raise ValueError("a pms3003 takes no commands, so it has no passive mode")
+        return self
 
 
 class Sds011Config(SerialConfig):

@@ -1,6 +1,7 @@
 """`simpul-sim sensor`: one virtual serial sensor on a pseudo-terminal.
 
     simpul-sim sensor --driver sds011 --link /tmp/sds --garbage 0.1 --split 0.2
+    simpul-sim sensor --driver pms5003 --model pms5003t --values temperature=-4.5
 
 Prints the pty path and its stable symlink, then serves the device's exact bytes
 until interrupted. Faults: --garbage P, --split P, --bad-checksum P (probabilities
@@ -13,12 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
+from firmware_bridge import pms
+
 DRIVERS = ["pms5003", "sds011", "modbus", "bridge"]
+PMS_MODELS = list(pms.MODELS)
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sensor", help="serve a virtual serial sensor on a pty")
     p.add_argument("--driver", required=True, choices=DRIVERS)
+    p.add_argument("--model", choices=PMS_MODELS,
+                   help="pms5003: the Plantower model to emit (default pms5003)")
     p.add_argument("--link", help="symlink to the pty (default /tmp/simpul-sensor-DRIVER-PID)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
     p.add_argument("--values", default="",
@@ -52,7 +58,7 @@ def _parse_values(text: str) -> Dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     from firmware_bridge.errors import RegisterMapError
-    from simulator.sensors.devices import DEVICES, Values
+    from simulator.sensors.devices import DEVICES, PmsDevice, Values
     from simulator.sensors.faults import Faults
     from simulator.sensors.runner import Runner, default_link
 
@@ -61,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"simpul-sim: --{name.replace('_', '-')} is a probability, 0 to 1",
                   file=sys.stderr)
             return 2
+    if args.model is not None and args.driver != "pms5003":
+        print(f"simpul-sim: --model is for --driver pms5003, not {args.driver}",
+              file=sys.stderr)
+        return 2
     fixed = _parse_values(args.values)
     link = args.link or default_link(args.driver)
     faults = Faults(garbage=args.garbage, split=args.split, bad_checksum=args.bad_checksum,
@@ -86,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         faults.garbage_pause_s = 0.005
     else:
         cls = DEVICES[args.driver]
-        device = cls(Values({**cls.defaults, **fixed}, vary=not fixed), args.interval)
+        values = Values({**cls.defaults, **fixed}, vary=not fixed)
+        if args.model is not None:
+            device = PmsDevice(values, args.interval, args.model)
+        else:
+            device = cls(values, args.interval)
     runner = Runner(device, faults, link, say=lambda text: print(text, flush=True))
     runner.install_signals()
     print(f"serving {args.driver} on {link}", flush=True)

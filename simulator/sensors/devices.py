@@ -6,7 +6,7 @@ runner (runner.py) moves them across the pty and applies faults.
 """
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Type
 
 from firmware_bridge import board_protocol as bp
 from firmware_bridge import pms, sds011
@@ -65,11 +65,17 @@ class Device:
 
 
 class PmsDevice(Device):
-    driver = "pms5003"
-    defaults = {"pm1_0": 8.0, "pm2_5": 12.0, "pm10": 20.0}
+    """A Plantower PMS of any `model` (pms.MODELS): its frame length and words; the
+    PMS3003 ignores commands and always sends (active mode only)."""
 
-    def __init__(self, values: Values, interval_s: float = 1.0) -> None:
+    driver = "pms5003"
+    defaults = {"pm1_0": 8.0, "pm2_5": 12.0, "pm10": 20.0,
+                "temperature": 21.2, "humidity": 55.0, "formaldehyde": 12.0}
+
+    def __init__(self, values: Values, interval_s: float = 1.0,
+                 model: str = pms.DEFAULT_MODEL) -> None:
         super().__init__(values, interval_s)
+        self.model = pms.model(model)
         self.active = True
         self.awake = True
         self.commands = StreamDecoder(pms.decode_command)
@@ -78,10 +84,16 @@ class PmsDevice(Device):
         v = self.values.now(now)
         pm = [round(v.get(k, 0.0)) for k in ("pm1_0", "pm2_5", "pm10")]
         counts = [pm[0] * 150, pm[0] * 45, pm[1] * 8, pm[1], pm[2] // 4, pm[2] // 10]
-        return pms.encode_reading(tuple(pm + pm + counts + [0x9100]))
+        for i in range(len(counts) - 2, -1, -1):  # beyond a smaller size: never fewer
+            counts[i] = max(counts[i], counts[i + 1])
+        words: Dict[str, float] = dict(zip(pms.FIELDS, pm + pm + counts))
+        words.update({k: v[k] for k in ("temperature", "humidity", "formaldehyde") if k in v})
+        return pms.encode_values(words, self.model.name, reserved=0x9100)
 
     def on_bytes(self, data: bytes, now: float) -> List[bytes]:
-        out = []
+        out: List[bytes] = []
+        if not self.model.commands:
+            return out
         for command, arg in self.commands.feed(data):
             if command == pms.CMD_READ and self.awake and not self.active:
                 out.append(self.frame(now))
@@ -231,4 +243,5 @@ class BoardDevice(Device):
         return out
 
 
-DEVICES = {"pms5003": PmsDevice, "sds011": SdsDevice, "bridge": BoardDevice}
+DEVICES: Dict[str, Type[Device]] = {"pms5003": PmsDevice, "sds011": SdsDevice,
+                                    "bridge": BoardDevice}

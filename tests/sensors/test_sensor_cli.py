@@ -109,3 +109,37 @@ def test_doctor_checks_serial_ports(sensor_sim, tmp_path):
     assert f"ok   port of air: {sim.link} opens" in done.stdout
     assert "FAIL port of gone: cannot open" in done.stdout
     assert "dialout" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_pms_models_match_the_contract():
+    from typing import get_args
+
+    from agent.cli.sensor import PMS_MODELS
+    from simpul_wire.config.sensors import PmsModel
+
+    assert list(get_args(PmsModel)) == PMS_MODELS
+
+
+def test_read_a_pms5003t_by_its_model_and_warn_when_read_as_a_5003(sensor_sim):
+    sim = sensor_sim("pms5003", "--model", "pms5003t", "--values",
+                     "pm2_5=12,pm10=20,temperature=21.2,humidity=55", "--interval", "0.3")
+    done = agent_cli("sensor", "read", "--driver", "pms5003", "--model", "pms5003t",
+                     "--port", sim.link, "--count", "1", "--timeout", "15", "--json")
+    assert done.returncode == 0, done.stderr
+    values = json.loads(done.stdout.splitlines()[0])["values"]
+    assert values["temperature"] == pytest.approx(21.2)
+    assert values["humidity"] == pytest.approx(55.0)
+    assert done.stderr == ""
+    as_5003 = agent_cli("sensor", "read", "--driver", "pms5003", "--port", sim.link,
+                        "--count", "1", "--timeout", "15", "--json")
+    assert as_5003.returncode == 0, as_5003.stderr
+    assert "warning:" in as_5003.stderr and 'model = "pms5003t"' in as_5003.stderr
+
+
+def test_model_refused_for_other_drivers_and_for_a_passive_pms3003(tmp_path):
+    for args, said in ((["--driver", "sds011", "--model", "pms5003t"], "only the pms5003"),
+                       (["--driver", "pms5003", "--model", "pms3003", "--mode", "passive"],
+                        "pms3003")):
+        done = agent_cli("sensor", "read", "--port", str(tmp_path / "none"), *args)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert said in done.stderr, done.stderr
