@@ -5,13 +5,16 @@ import gc
 import logging
 import sys
 import threading
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from fleet_api.errors import FleetError
 from simpul_wire.topics import fleet_name, valid_device_id
 from simpul_wire.version import installed_version
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DEFAULT_INGEST_ID = fleet_name("ingest_1")
+
+log = logging.getLogger("simpul.cli")
 
 
 class CliError(FleetError):
@@ -46,6 +49,29 @@ def _ingest(engine, settings, client_id: str):  # type: ignore[no-untyped-def]
     return Ingest(engine, host, port, user, settings.broker_password(), client_id=client_id)
 
 
+# fleet_api.metrics by process: the ingest's own counters, and what only the API's
+# process keeps (by name, so a collector another version lacks is simply skipped).
+INGEST_METRICS = ("MESSAGES_INGESTED", "RECORDS_STORED", "PAYLOADS_REJECTED",
+                  "INGEST_DB_ERRORS")
+API_METRICS = ("HTTP_LATENCY", "DEVICES_ONLINE", "FLEET", "REFRESH_ERRORS")
+
+
+def _drop_metrics(registry: Any, names: Tuple[str, ...]) -> None:
+    """Leave out of this process's /metrics what it cannot count: the ingest's counters
+    where no ingest runs (`serve --no-ingest`: a 0 there would read as "nothing
+    stored"), the API's where only the ingest runs."""
+    from fleet_api import metrics
+
+    for name in names:
+        collector = getattr(metrics, name, None)
+        if collector is None:
+            continue
+        try:
+            registry.unregister(collector)
+        except KeyError:  # not registered, or already left out (twice in one process)
+            pass
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from fleet_api.broker.process import BrokerSetupError, exec_broker
     from fleet_api.devices.pki import PkiError
@@ -63,15 +89,21 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from prometheus_client import REGISTRY
 
     from fleet_api.broker.accounts import AccountSync, BrokerAccounts
     from fleet_api.deps import Services
     from fleet_api.main import create_app
     from fleet_api.settings import SettingsError
 
+    if args.no_ingest and args.ingest_client_id is not None:
+        raise CliError("--ingest-client-id names serve's own ingest consumer, and "
+                       "--no-ingest runs none: give it to `simpul-fleet ingest --client-id`")
+    client_id = args.ingest_client_id or DEFAULT_INGEST_ID
     settings = _settings(args, heartbeat_timeout_s=args.heartbeat_timeout,
                          device_broker_url=args.device_broker_url,
-                         device_tls_url=args.device_tls_url, updates_dir=args.updates_dir)
+                         device_tls_url=args.device_tls_url, updates_dir=args.updates_dir,
+                         ingest=not args.no_ingest, ingest_client_id=client_id)
     engine = _engine(args.db)
     from fleet_api import sealing
 
@@ -89,13 +121,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     publisher = None
     try:
         if args.mqtt or args.broker_data:
-            ingest = _ingest(engine, settings, args.ingest_client_id)
+            if not args.no_ingest:
+                ingest = _ingest(engine, settings, client_id)
             host, port, user = settings.broker_endpoint()
             publisher = Publisher(host, port, user, settings.broker_password())
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
     if ingest is not None:
         threading.Thread(target=ingest.run, name="ingest", daemon=True).start()
+    elif args.no_ingest:
+        # Presence comes from the ingest workers' heartbeats in the database
+        # (fleet_api/ingest/presence.py), so it stays true across processes: `unknown`
+        # while no `simpul-fleet ingest` worker is connected and beating.
+        _drop_metrics(REGISTRY, INGEST_METRICS)
+        log.info("serving without an ingest consumer (--no-ingest): telemetry, births "
+                 "and acks are the `simpul-fleet ingest` workers'; presence shows "
+                 "unknown while none is connected")
     services = Services(engine=engine, settings=settings, accounts=accounts,
                         publisher=publisher)
     from fleet_api.devices.revoke import retry_pending
@@ -135,6 +176,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ingest = _ingest(engine, settings, args.client_id)
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
+    if args.metrics_port is not None:
+        from prometheus_client import REGISTRY, start_http_server
+
+        _drop_metrics(REGISTRY, API_METRICS)
+        start_http_server(args.metrics_port, addr=args.metrics_host)
     signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
     ingest.run()
     return 0
@@ -226,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data dir of `simpul-fleet broker`: account and URL from there")
         p.add_argument("--mqtt-password-file", default=None)
 
-    p = sub.add_parser("serve", help="API, dashboard and ingest in one process")
+    p = sub.add_parser("serve", help="API, dashboard, background worker and (unless "
+                       "--no-ingest) an ingest consumer")
     common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
@@ -240,8 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "handed out with certificates (default: from the broker data dir)")
     p.add_argument("--heartbeat-timeout", type=float, default=120.0,
                    help="seconds of silence after which an online device shows offline")
-    p.add_argument("--ingest-client-id", default=fleet_name("ingest_1"), type=_fleet_client_id,
-                   help="the ingest worker's fixed client id (it must contain '_')")
+    p.add_argument("--no-ingest", action="store_true",
+                   help="no ingest consumer in this process: API, dashboard and worker "
+                        "only, beside one or more `simpul-fleet ingest` workers (how a "
+                        "real deployment runs, docs/scaling.md)")
+    p.add_argument("--ingest-client-id", default=None, type=_fleet_client_id,
+                   help="the in-process ingest consumer's fixed client id (it must "
+                        f"contain '_'; default {DEFAULT_INGEST_ID})")
     p.add_argument("--alert-interval", type=float, default=5.0,
                    help="seconds between alert evaluations")
     p.add_argument("--clock-alert-after", type=float, default=3600.0,
@@ -253,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", default=fleet_name("ingest_2"), type=_fleet_client_id,
                    help="fixed client id: its persistent session survives restarts; it "
                         "must contain '_', which no device id can")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve this worker's Prometheus counters on this port (the API's "
+                        "/metrics counts only its own process's ingest)")
+    p.add_argument("--metrics-host", default="127.0.0.1")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("token", help="API tokens")

@@ -125,11 +125,16 @@ class Stack:
             self.serves.append(Proc(
                 ["fleet_api.cli", "serve", "--db", self.db_url, "--broker-data",
                  str(self.broker_data), "--port", str(port), "--heartbeat-timeout",
-                 str(heartbeat_timeout), "--ingest-client-id", f"simpul_ingest_serve_{k}",
-                 *self.serve_args],
+                 str(heartbeat_timeout), *self._ingest_id(k), *self.serve_args],
                 self.base / f"serve-{k}.log"))
             self.api_ports.append(port)
             wait_until(functools.partial(self._healthy, port), 60, what=f"serve {i + 1}")
+
+    def _ingest_id(self, k: int) -> List[str]:
+        """serve's own ingest client id, unless it runs with --no-ingest (which refuses one)."""
+        if "--no-ingest" in self.serve_args:
+            return []
+        return ["--ingest-client-id", f"simpul_ingest_serve_{k}"]
 
     def start_ingest(self, n: int = 1) -> None:
         for _ in range(n):
