@@ -30,7 +30,11 @@ STRINGS: Dict[str, Dict[str, str]] = {
         "records": "rekaman", "oldest": "tertua", "dropped": "dibuang",
         "not_permitted": "Peran Anda tidak boleh melakukan ini.",
         "agent_version": "Versi agen",
+        "figure_unknown": "tidak diketahui", "load_failed": "Gagal memuat",
+        "newest_of": "{shown} terbaru dari {count}",
         "clone_note": "Dua kotak tampaknya memakai identitas ini (kartu SD hasil salinan).",
+        "gaps_note": "Rentang ini berlubang: tidak ada data selama sekitar",
+        "limit_note": "Rekaman melebihi batas grafik: ditampilkan rata-ratanya per menit atau jam.",
     },
     "en": {
         "title": "Simpul — Command Centre", "overview": "Overview", "alerts": "Alerts",
@@ -57,7 +61,11 @@ STRINGS: Dict[str, Dict[str, str]] = {
         "records": "records", "oldest": "oldest", "dropped": "dropped",
         "not_permitted": "Your role may not do this.",
         "agent_version": "Agent version",
+        "figure_unknown": "unknown", "load_failed": "Could not load",
+        "newest_of": "the newest {shown} of {count}",
         "clone_note": "Two boxes seem to share this identity (a cloned SD card).",
+        "gaps_note": "This range has gaps: no data for about",
+        "limit_note": "More records than a chart holds: showing their per-minute or per-hour means.",
     },
 }
 

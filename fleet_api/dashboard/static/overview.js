@@ -1,7 +1,13 @@
 // Fleet overview: counts, a sortable and filterable table, and an SVG map (no tiles).
 "use strict";
+// The APIs' caps on `limit` (fleet_api/api/routes/devices.py, alerts.py): asking for
+// more is a 422, not a longer page. Devices page with `offset`; alerts have no offset,
+// so their total comes from `count` and the rings cover the newest ALERT_CAP only.
+const DEVICE_PAGE = 10000;
+const ALERT_CAP = 5000;
 let devices = [];
 let alerting = new Set();
+let loading = 0;
 let sortKey = "device_id", sortDir = 1;
 const filters = ["district", "kind", "tier", "status"];
 
@@ -30,7 +36,7 @@ function renderTable(rows) {
   const html = rows.map(d => {
     const tier = d.tier_mbps == null ? "–" :
       d.tier_mbps + (d.tier_applied_mbps === d.tier_mbps ? " ✓" : " → " + (d.tier_applied_mbps ?? "?"));
-    return `<tr class="${d.state}${alerting.has(d.device_id) ? " alerting" : ""}">` +
+    return `<tr data-id="${esc(d.device_id)}" class="${d.state}${alerting.has(d.device_id) ? " alerting" : ""}">` +
       `<td><a href="/devices/${encodeURIComponent(d.device_id)}">${esc(d.device_id)}</a></td>` +
       `<td>${esc(d.site)}</td><td>${esc(d.district)}</td><td>${esc(d.kind)}</td>` +
       `<td>${esc(tier)}</td><td><span class="badge ${d.state}">${esc(stateLabel(d.state))}</span></td>` +
@@ -51,7 +57,8 @@ function renderMap(rows) {
   const y = lat => 380 - (lat - minLat) / span * 360;
   svg.innerHTML = rows.map(d =>
     `<a href="/devices/${encodeURIComponent(d.device_id)}"><circle cx="${x(d.lon).toFixed(1)}" ` +
-    `cy="${y(d.lat).toFixed(1)}" r="5" class="${d.state}${alerting.has(d.device_id) ? " alerting" : ""}">` +
+    `cy="${y(d.lat).toFixed(1)}" r="5" data-id="${esc(d.device_id)}" ` +
+    `class="${d.state}${alerting.has(d.device_id) ? " alerting" : ""}">` +
     `<title>${esc(d.device_id)} — ${esc(d.site)} (${esc(stateLabel(d.state))})</title></circle></a>`
   ).join("");
 }
@@ -62,17 +69,53 @@ function render() {
   renderMap(rows);
 }
 
+async function allDevices() {
+  const seen = new Map();  // by id: a point registered between pages is not listed twice
+  let offset = 0, count = 0;
+  do {
+    const page = await api(`/api/v1/devices?limit=${DEVICE_PAGE}&offset=${offset}`);
+    count = page.count;
+    if (!page.data.length) break;
+    for (const d of page.data) seen.set(d.device_id, d);
+    offset += page.data.length;
+  } while (offset < count);
+  return [...seen.values()];
+}
+
+function figure(id, value, error) {
+  const el = document.getElementById(id);
+  el.textContent = error ? T.figure_unknown : value;
+  el.classList.toggle("unknown-figure", !!error);
+  el.title = error ? T.load_failed + ": " + error.message : "";
+}
+
+function note(id, text) {
+  const el = document.getElementById(id);
+  el.textContent = text;
+  el.hidden = !text;
+}
+
 async function load() {
-  const list = await api("/api/v1/devices?limit=10000");
-  devices = list.data;
-  try {
-    const open = await api("/api/v1/alerts?status=open&limit=10000");
-    alerting = new Set(open.data.map(a => a.device_id));
-  } catch (e) { alerting = new Set(); }
+  const mine = ++loading;
+  const [list, open] = await Promise.allSettled([
+    allDevices(), api(`/api/v1/alerts?status=open&limit=${ALERT_CAP}`)]);
+  if (mine !== loading) return;  // a newer load has started: its figures win
+  const devErr = list.status === "rejected" ? list.reason : null;
+  const alertErr = open.status === "rejected" ? open.reason : null;
+  // Never a stale or made-up figure: what could not be read is shown as unknown.
+  devices = devErr ? [] : list.value;
+  alerting = alertErr ? new Set() : new Set(open.value.data.map(a => a.device_id));
   for (const s of ["online", "offline", "unknown"]) {
-    document.getElementById("n-" + s).textContent = devices.filter(d => d.state === s).length;
+    figure("n-" + s, devices.filter(d => d.state === s).length, devErr);
   }
-  document.getElementById("n-alerting").textContent = alerting.size;
+  figure("n-alerting", alertErr ? 0 : open.value.count, alertErr);
+  if (!alertErr) document.getElementById("n-alerting").title = alerting.size + " " + T.points_word;
+  note("load-error", [[devErr, T.points], [alertErr, T.alerts]].filter(([e]) => e)
+    .map(([e, what]) => `${T.load_failed} ${what}: ${e.message}`).join(" · "));
+  note("rings-note", alertErr ? `${T.alerts}: ${T.figure_unknown}` :
+    open.value.data.length < open.value.count ? `${T.alerts}: ` +
+      T.newest_of.replace("{shown}", open.value.data.length).replace("{count}", open.value.count)
+      : "");
   fill(document.getElementById("f-district"), devices.map(d => d.district));
   fill(document.getElementById("f-kind"), devices.map(d => d.kind));
   fill(document.getElementById("f-tier"), devices.map(d => d.tier_mbps));
