@@ -65,7 +65,8 @@ STRINGS: Dict[str, Dict[str, str]] = {
         "newest_of": "the newest {shown} of {count}",
         "clone_note": "Two boxes seem to share this identity (a cloned SD card).",
         "gaps_note": "This range has gaps: no data for about",
-        "limit_note": "More records than a chart holds: showing their per-minute or per-hour means.",
+        "limit_note": ("More records than a chart holds: showing their per-minute or "
+                       "per-hour means."),
     },
 }
 
