@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Callable, Optional
 
 from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 from sqlalchemy.engine import Engine
 
@@ -34,7 +35,17 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _principal(request: Request, services: ServicesDep) -> Principal:
+# Declares the scheme in the OpenAPI document (components.securitySchemes, and `security`
+# on every operation that needs a principal). It refuses nothing itself: `_principal`
+# reads the header, or the dashboard's session cookie, and answers 401 as before.
+BEARER = HTTPBearer(auto_error=False, description="An API token in `Authorization: Bearer "
+                    "<token>` (`simpul-fleet token create`); browsers signed in at "
+                    "`/login` send the session cookie instead.")
+
+
+def _principal(request: Request, services: ServicesDep,
+               _declared: Annotated[Optional[HTTPAuthorizationCredentials], Depends(BEARER)]
+               ) -> Principal:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     token = token or request.cookies.get(COOKIE, "")

@@ -28,3 +28,9 @@ export DEBIAN_FRONTEND=noninteractive
 # Another apt run may hold the lock; wait for it rather than fail.
 apt-get -o DPkg::Lock::Timeout=600 update -qq
 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# prometheus is here for promtool (the alert-rule check); on a host with systemd its
+# package enables and starts a server on :9090, which nothing of ours wants.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null \
+        && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -23,12 +23,15 @@ from tests.packaging.wheels import PIP, ROOT, build_wheel, clean_env
 pytestmark = pytest.mark.slow
 
 CLIS = ("simpul-agent", "simpul-fleet", "simpul-sim", "simpul-field")
-VENDORED = ("uPlot.iife.min.js", "uPlot.min.css")  # what scripts/build-dashboard.sh makes
+# what scripts/build-dashboard.sh makes
+VENDORED = ("uPlot.iife.min.js", "uPlot.min.css", "swagger-ui-bundle.js", "swagger-ui.css")
 DATA_FILES = (
     "broker_config/mosquitto.conf.in", "broker_config/plugin/simpul_acl.c",
     "broker_config/plugin/access_data.h", "agent/systemd/simpul-agent.service",
     "simulator/scenarios/stormy-day.toml", "fleet_api/dashboard/templates/base.html",
-    "fleet_api/dashboard/static/app.css",
+    "fleet_api/dashboard/static/app.css", "fleet_api/systemd/simpul-fleet-api.service",
+    "fleet_api/systemd/simpul-fleet-ingest@.service", "fleet_api/ops/prometheus-rules.yml",
+    "fleet_api/ops/grafana-dashboard.json",
     *(f"fleet_api/dashboard/static/vendor/{name}" for name in VENDORED),
 )
 
@@ -96,7 +99,7 @@ def fleet_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Venv:
 def test_the_wheel_holds_every_data_file_the_code_reads(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert not [f for f in DATA_FILES if f not in names]
-    assert not [n for n in names if n.startswith(("tests/", "bench/", "build/"))]
+    assert not [n for n in names if n.startswith(("tests/", "bench/", "build/", "testbed/"))]
 
 
 def _answers(venv: Venv, cli: str, flag: str) -> str:
