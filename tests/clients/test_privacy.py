@@ -72,7 +72,11 @@ def test_cli_outputs_hold_no_mac(hotspot, tmp_path):
         os.environ.clear()
         os.environ.update(env_backup)
     assert json.loads(results[0].stdout)["connected"] == truth["connected"]
-    assert results[2].returncode == 1
+    # A cut capture is counted up to the cut and exits 0 (docs/clients.md), and its
+    # warning line names bytes and frames, never an address.
+    assert results[2].returncode == 0, results[2].stderr
+    assert json.loads(results[2].stdout)["truncated"] is True
+    assert "truncated" in results[2].stderr
     for done in results:
         assert find_macs(done.stdout + done.stderr, macs) == []
     assert find_in_files(work, macs) == []
