@@ -10,6 +10,7 @@ import pytest
 from agent.errors import AgentError
 from agent.reboot import request_reboot
 from agent.update.guard import SLOTS
+from testbed.units import unit_settings
 from tests.packaging.wheels import PIP, build_wheel, clean_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,13 +23,7 @@ DATA = "/var/lib/simpul"
 
 
 def _settings(name):
-    out = {}
-    for line in (UNITS / name).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            out.setdefault(key, []).append(value)
-    return out
+    return unit_settings(UNITS / name)
 
 
 def test_agent_unit_is_notify_with_watchdog_and_two_capabilities():

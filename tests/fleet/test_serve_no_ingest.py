@@ -17,6 +17,7 @@ from simpul_wire import Record, StatePayload, TelemetryBatch, encode, utcnow
 from simpul_wire.topics import valid_device_id
 from testbed.harness import Broker, Fleet, Process, device, telemetry, tool, wait_until
 from testbed.mqtt import Client
+from testbed.units import unit_settings
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "fleet_api" / "systemd"
@@ -28,13 +29,7 @@ BOX = "box-split"
 
 
 def _settings(name: str) -> Dict[str, List[str]]:
-    out: Dict[str, List[str]] = {}
-    for line in (UNITS / name).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            out.setdefault(key, []).append(value)
-    return out
+    return unit_settings(UNITS / name)
 
 
 def _argv(name: str, instance: str = "2") -> List[str]:
